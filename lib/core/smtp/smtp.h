@@ -1,0 +1,191 @@
+/*
+ * smtp.h - SMTP protocol text without I/O: the command parser, reply
+ * formatting and the DATA/BDAT byte-stream state machine.
+ *
+ * RFC 5321 (commands 4.1, syntax 4.1.2, limits 4.5.3), RFC 1870 (SIZE),
+ * RFC 6152 (8BITMIME), RFC 6531 (SMTPUTF8), RFC 3030 (CHUNKING/BDAT),
+ * RFC 2034/3463 (enhanced status codes), RFC 3207 (STARTTLS).
+ *
+ * Nothing here reads the clock, a socket or a file: the daemon feeds bytes
+ * in and sends the produced text out.
+ */
+#ifndef PST_SMTP_H
+#define PST_SMTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+enum pst_smtp_verb {
+    PST_SMTP_UNKNOWN = 0,
+    PST_SMTP_EHLO,
+    PST_SMTP_HELO,
+    PST_SMTP_MAIL,
+    PST_SMTP_RCPT,
+    PST_SMTP_DATA,
+    PST_SMTP_BDAT,
+    PST_SMTP_RSET,
+    PST_SMTP_NOOP,
+    PST_SMTP_QUIT,
+    PST_SMTP_HELP,
+    PST_SMTP_VRFY,
+    PST_SMTP_EXPN,
+    PST_SMTP_STARTTLS,
+    PST_SMTP_AUTH,
+};
+
+/* Why a line was refused: the reply the server should send. Strings are
+ * static; never free them. */
+struct pst_smtp_perr {
+    int code;        /* 500, 501, 502, 504, 553, 555 ... */
+    const char *enh; /* enhanced status code text, e.g. "5.5.2" */
+    const char *msg; /* human text without CRLF */
+};
+
+#define PST_SMTP_MAX_PARAMS 16
+
+/* An ESMTP parameter (RFC 5321 4.1.2 esmtp-param): keyword upper-cased,
+ * value NULL when the parameter has none. Both point into cmd->storage. */
+struct pst_smtp_param {
+    const char *keyword;
+    const char *value;
+};
+
+/*
+ * A parsed command line. All pointers point into storage owned by the
+ * struct; pst_smtp_cmd_clear() releases it.
+ *
+ *  EHLO/HELO: arg = the domain or address literal as sent.
+ *  MAIL/RCPT: path = the mailbox without angle brackets, "" for the null
+ *             reverse-path <>; local/domain split it (domain lower-cased,
+ *             address literals kept in brackets); source routes
+ *             (<@a,@b:user@d>) are accepted and dropped (RFC 5321 4.1.2,
+ *             C); path_utf8 is set when the mailbox has non-ASCII octets
+ *             (valid UTF-8 only, RFC 6531 3.3); params hold the ESMTP
+ *             parameters after the path.
+ *  RCPT TO:<Postmaster> (no domain, RFC 5321 4.1.1.3) gives
+ *             local = "postmaster", domain = "".
+ *  BDAT:      bdat_size and bdat_last (the LAST keyword).
+ *  VRFY/EXPN/HELP/NOOP/AUTH: arg = the rest of the line or NULL.
+ *  DATA/RSET/QUIT/STARTTLS: no argument allowed (501 otherwise);
+ *             RSET/NOOP/HELP ignore none, see RFC 5321 4.1.1.
+ */
+struct pst_smtp_cmd {
+    enum pst_smtp_verb verb;
+    const char *arg;
+    const char *path;
+    const char *local;
+    const char *domain;
+    int path_utf8;
+    struct pst_smtp_param params[PST_SMTP_MAX_PARAMS];
+    size_t nparams;
+    uint64_t bdat_size;
+    int bdat_last;
+    char *storage;
+};
+
+/*
+ * Parses one command line (without its CRLF; the caller has already
+ * checked that the line ended in CRLF and that it is within the line
+ * limit). Returns 0 and fills *cmd, or PST_ERR_SYNTAX / PST_ERR_NOMEM /
+ * PST_ERR_NUL and fills *why with the reply to send (500 5.5.2 for an
+ * unknown verb or garbage, 501 5.5.4 for bad arguments, 501 5.1.7 / 5.1.3
+ * for a bad sender / recipient address, 555 5.5.4 for malformed ESMTP
+ * parameters). Domains are checked as RFC 5321 Domain / address-literal
+ * (IPv4, IPv6 via inet_pton, General-address-literal refused).
+ */
+int pst_smtp_cmd_parse(const char *line, size_t len, struct pst_smtp_cmd *cmd,
+                       struct pst_smtp_perr *why);
+/* Releases what pst_smtp_cmd_parse allocated; safe on a zeroed struct. */
+void pst_smtp_cmd_clear(struct pst_smtp_cmd *cmd);
+/* The verb's name in capitals ("MAIL"), "UNKNOWN" for PST_SMTP_UNKNOWN. */
+const char *pst_smtp_verb_name(enum pst_smtp_verb verb);
+
+/* What MAIL FROM parameters ask for, validated against what the server
+ * offers (SIZE, BODY=7BIT|8BITMIME, SMTPUTF8). */
+struct pst_smtp_mail_params {
+    uint64_t size; /* SIZE=, 0 when absent */
+    int body_8bit; /* BODY=8BITMIME */
+    int smtputf8;  /* SMTPUTF8 */
+};
+
+/*
+ * Checks the parameters of a parsed MAIL command. Returns 0 and fills *out,
+ * or PST_ERR_SYNTAX with *why: 555 5.5.4 for an unknown or repeated
+ * parameter or a bad value, 553 5.6.7 for a non-ASCII path without
+ * SMTPUTF8 (RFC 6531 3.4). A SIZE above max_size is *not* an error here:
+ * the caller compares out->size and answers 552 5.3.4 (RFC 1870 6.1).
+ */
+int pst_smtp_mail_params(const struct pst_smtp_cmd *cmd, struct pst_smtp_mail_params *out,
+                         struct pst_smtp_perr *why);
+/* Same for RCPT: no parameters are offered yet, so any is 555 5.5.4. */
+int pst_smtp_rcpt_params(const struct pst_smtp_cmd *cmd, int smtputf8, struct pst_smtp_perr *why);
+
+/*
+ * Appends a reply to out: "CODE ENH text\r\n". text is formatted with the
+ * printf-style arguments; any CR, LF or other control octet it contains is
+ * replaced by '?', so a client-supplied string can never end a reply
+ * early. enh may be NULL (no enhanced code, as in the 220 greeting).
+ * Returns 0, PST_ERR_TOOBIG or PST_ERR_NOMEM.
+ */
+int pst_smtp_reply(struct pst_buf *out, int code, const char *enh, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Appends a multi-line reply: "CODE-line1\r\n ... CODE lineN\r\n" (RFC 5321
+ * 4.2.1), no enhanced code (EHLO and greeting style). n >= 1. */
+int pst_smtp_reply_lines(struct pst_buf *out, int code, const char *const *lines, size_t n);
+
+/*
+ * The DATA and BDAT byte-stream state machine.
+ *
+ * In DATA mode it finds the end of data, which is only <CRLF>.<CRLF>
+ * (RFC 5321 4.1.1.4; the CRLF that precedes the dot belongs to the last
+ * line), removes dot-stuffing (4.5.2: a line beginning with "." loses its
+ * first "."), and watches for bare CR and bare LF: a CR not followed by LF
+ * or an LF not preceded by CR. These never end the data and never start a
+ * line for dot handling, whatever the mode (CVE-2023-51764 family).
+ *
+ * In RAW mode (BDAT chunks, RFC 3030) there is no dot handling and no end
+ * marker; only the bare CR/LF watch applies. State carries across calls,
+ * so any split of the input gives the same result.
+ *
+ * With PST_SMTP_DATA_NORMALIZE, each bare CR or LF is written out as CRLF;
+ * otherwise it is written through unchanged and bare_eol is set, so the
+ * caller can refuse the message once the data has ended.
+ * NUL octets are passed through and counted in nul.
+ */
+enum pst_smtp_data_mode {
+    PST_SMTP_DATA_DOT = 0,
+    PST_SMTP_DATA_RAW = 1,
+};
+#define PST_SMTP_DATA_NORMALIZE 0x1
+
+struct pst_smtp_data {
+    int mode;
+    int flags;
+    int st;             /* internal */
+    uint64_t bare_eol;  /* number of bare CR or LF seen */
+    uint64_t nul;       /* number of NUL octets seen */
+    uint64_t out_bytes; /* message bytes produced so far */
+    int done;           /* DOT mode: end of data seen */
+};
+
+void pst_smtp_data_init(struct pst_smtp_data *d, enum pst_smtp_data_mode mode, int flags);
+
+/*
+ * Feeds len bytes. Appends the message bytes (unstuffed, with the final
+ * CRLF of the last line, without the terminating ".CRLF") to out, and sets
+ * *consumed to the bytes of in that belong to the data: in DOT mode, when
+ * the end is found, the rest of in (in + *consumed) is the next pipelined
+ * command. Returns 1 when the end of data was seen, 0 when more is needed,
+ * PST_ERR_TOOBIG when out is full (nothing of this call is lost: *consumed
+ * tells what was used; the caller empties out and calls again), or
+ * PST_ERR_STATE when called after the end.
+ */
+int pst_smtp_data_feed(struct pst_smtp_data *d, const char *in, size_t len, size_t *consumed,
+                       struct pst_buf *out);
+/* RAW mode at the end of the last chunk: a CR left pending at the very end
+ * counts as bare. Returns 0. */
+int pst_smtp_data_finish(struct pst_smtp_data *d, struct pst_buf *out);
+
+#endif

@@ -1,0 +1,119 @@
+/*
+ * config.h - posternd's configuration: loaded from a libconfig file or from
+ * the embedded default, checked as a whole, then read-only. A reload builds
+ * a new struct pst_conf and swaps it in only when it loaded without error.
+ * The format is documented in docs/postern.conf.example.
+ */
+#ifndef PSTD_CONFIG_H
+#define PSTD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum pst_listen_mode {
+    PST_LISTEN_SMTP = 0, /* plaintext SMTP, STARTTLS when starttls is set */
+    PST_LISTEN_TLS = 1,  /* implicit TLS (RFC 8314 style) */
+};
+
+struct pst_listener_conf {
+    char *address; /* numeric IPv4 or IPv6 */
+    int port;
+    enum pst_listen_mode mode;
+    int starttls; /* offer STARTTLS (mode smtp only) */
+};
+
+struct pst_user_conf {
+    char *name;    /* local user name, lower case */
+    char *maildir; /* absolute or relative path of the user's Maildir */
+};
+
+struct pst_alias_conf {
+    char *from; /* "local@domain" (one domain) or "local" (every local domain), lower case */
+    char *to;   /* a user name */
+};
+
+enum pst_bare_eol_policy {
+    PST_BARE_EOL_REJECT = 0,
+    PST_BARE_EOL_NORMALIZE = 1,
+};
+
+enum pst_log_target {
+    PST_LOG_STDERR = 0,
+    PST_LOG_SYSLOG = 1,
+};
+
+struct pst_conf {
+    char *source; /* file name, or "(embedded default)" */
+
+    char *hostname; /* our name in the greeting, EHLO and Received */
+    char *spool;    /* spool directory (queue lives below it) */
+    char *mail_root; /* default parent of users' Maildirs: <mail_root>/<user>/ */
+    char *run_user;  /* user to switch to after binding, NULL = stay */
+
+    enum pst_log_target log_target;
+    int log_debug;
+
+    char *tls_cert;   /* PEM certificate chain file */
+    char *tls_key;    /* PEM private key file */
+    int tls_generate; /* make a self-signed pair at start when both are missing */
+
+    struct pst_listener_conf *listeners;
+    size_t nlisteners;
+
+    char **domains; /* local domains, lower case, no trailing dot */
+    size_t ndomains;
+
+    struct pst_user_conf *users;
+    size_t nusers;
+    struct pst_alias_conf *aliases;
+    size_t naliases;
+    char *postmaster; /* user receiving postmaster@ every local domain (RFC 5321 4.5.1) */
+    char *catchall;   /* user receiving unknown local parts, NULL = none */
+
+    /* limits */
+    uint64_t message_size;       /* bytes, SIZE advertised */
+    unsigned max_recipients;     /* per message */
+    unsigned line_length;        /* command line, bytes including CRLF */
+    unsigned max_bad_commands;   /* unknown or bad commands before 421 */
+    unsigned max_sessions;       /* concurrent sessions */
+    unsigned max_sessions_per_ip;
+    enum pst_bare_eol_policy bare_eol;
+
+    /* timeouts in seconds (RFC 5321 4.5.3.2) */
+    unsigned timeout_command;   /* waiting for a command line (4.5.3.2.7: 5 min) */
+    unsigned timeout_data;      /* waiting for the next data block (3 min) */
+    unsigned timeout_tls;       /* TLS handshake */
+    unsigned shutdown_grace;    /* SIGTERM: time sessions get to finish */
+    unsigned retry_interval;    /* local delivery retry after a temporary failure */
+};
+
+/*
+ * Loads a configuration file. Returns the configuration, or NULL and writes
+ * "FILE:LINE: reason" into err (size errlen).
+ */
+struct pst_conf *pst_conf_load_file(const char *path, char *err, size_t errlen);
+/* Loads the embedded default (make run): listeners 127.0.0.1:2525 (smtp +
+ * STARTTLS) and 127.0.0.1:4650 (tls), domains localhost and example.test,
+ * paths below ./var, a self-signed certificate generated on first start. */
+struct pst_conf *pst_conf_load_default(char *err, size_t errlen);
+/* The embedded default's text (printed by posternd --print-default). */
+const char *pst_conf_default_text(void);
+void pst_conf_free(struct pst_conf *conf);
+
+/* Recipient lookup. */
+enum pst_rcpt_result {
+    PST_RCPT_OK = 0,       /* *user names the user */
+    PST_RCPT_NOUSER = 1,   /* local domain, unknown user: 550 5.1.1 */
+    PST_RCPT_NOTLOCAL = 2, /* not a local domain: 554 5.7.1 relay denied */
+};
+/*
+ * Resolves local@domain (domain already lower case; "" domain is the bare
+ * <postmaster>) to a user: postmaster of any local domain, then aliases
+ * (full address first, then bare local part), then users, then catch-all.
+ * Local parts compare case-insensitively. *user borrows from conf.
+ */
+enum pst_rcpt_result pst_conf_rcpt(const struct pst_conf *conf, const char *local,
+                                   const char *domain, const struct pst_user_conf **user);
+int pst_conf_is_local_domain(const struct pst_conf *conf, const char *domain);
+
+#endif
