@@ -1,12 +1,188 @@
-/* main.c - posternd, the postern mail transfer agent daemon. */
+/*
+ * main.c - posternd, the postern mail transfer agent daemon.
+ *
+ *   posternd [-c FILE]     run with a configuration file (default
+ *                          PST_SYSCONFDIR/postern.conf), in the foreground
+ *   posternd --embedded    run on the embedded default configuration
+ *                          (make run): ports 2525 and 4650 on 127.0.0.1,
+ *                          everything below ./var
+ *   posternd -t [-c FILE]  check the configuration and exit
+ *   posternd --print-default   print the embedded configuration
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "daemon.h"
+#include "err.h"
+#include "log.h"
 #include "pst_config.h"
+#include "worker.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: posternd [-c FILE | --embedded] [-t]\n"
+               "       posternd --print-default | --version\n");
+}
+
+static int drop_privileges(const char *user)
+{
+    if (user == NULL || geteuid() != 0)
+        return 0;
+    struct passwd *pw = getpwnam(user);
+    if (pw == NULL) {
+        log_err("run_as: no such user %s", user);
+        return -1;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+        setuid(pw->pw_uid) != 0) {
+        log_err("run_as %s: %s", user, strerror(errno));
+        return -1;
+    }
+    log_info("running as %s", user);
+    return 0;
+}
+
+static struct event *retry_timer;
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    struct pstd *d = arg;
+    (void)fd;
+    (void)what;
+    if (!d->stopping)
+        pstd_delivery_scan(d->delivery);
+}
 
 int main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    printf("posternd %s\n", PST_VERSION);
+    const char *conf_path = PST_SYSCONFDIR "/postern.conf";
+    int embedded = 0, test_only = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+            conf_path = argv[++i];
+        } else if (strcmp(argv[i], "--embedded") == 0) {
+            embedded = 1;
+        } else if (strcmp(argv[i], "-t") == 0) {
+            test_only = 1;
+        } else if (strcmp(argv[i], "--print-default") == 0) {
+            fputs(pst_conf_default_text(), stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("posternd %s\n", PST_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+
+    char err[1024] = "";
+    struct pst_conf *conf = embedded ? pst_conf_load_default(err, sizeof(err))
+                                     : pst_conf_load_file(conf_path, err, sizeof(err));
+    if (conf == NULL) {
+        fprintf(stderr, "posternd: %s\n", err);
+        return 1;
+    }
+    if (test_only) {
+        printf("posternd: configuration %s is valid\n", conf->source);
+        pst_conf_free(conf);
+        return 0;
+    }
+    pstd_log_init(conf->log_target == PST_LOG_SYSLOG, conf->log_debug);
+
+    struct pstd d;
+    memset(&d, 0, sizeof(d));
+    d.conf_path = embedded ? NULL : conf_path;
+    if (pstd_mkdirs(conf->spool) != 0 || pstd_mkdirs(conf->mail_root) != 0) {
+        log_err("cannot create %s or %s: %s", conf->spool, conf->mail_root, strerror(errno));
+        pst_conf_free(conf);
+        return 1;
+    }
+    d.cur = pstd_confref_make(conf, err, sizeof(err));
+    if (d.cur == NULL) {
+        log_err("%s", err);
+        pst_conf_free(conf);
+        return 1;
+    }
+    int rc = pst_queue_open(conf->spool, &d.queue);
+    if (rc != 0) {
+        log_err("cannot open the spool %s: %s: %s", conf->spool, pst_strerror(rc),
+                strerror(errno));
+        return 1;
+    }
+    rc = pst_queue_recover(d.queue);
+    if (rc < 0)
+        log_err("queue recovery: %s", pst_strerror(rc));
+    else if (rc > 0)
+        log_info("queue recovery: removed %d unacknowledged file%s", rc, rc == 1 ? "" : "s");
+
+    evthread_use_pthreads();
+    d.base = event_base_new();
+    d.iptab = pstd_iptab_new();
+    d.commit_pool = pstd_pool_new(d.base, 2);
+    d.deliver_pool = pstd_pool_new(d.base, 2);
+    d.spool = pstd_spool_new(&d);
+    d.delivery = pstd_delivery_new(&d);
+    if (!d.base || !d.iptab || !d.commit_pool || !d.deliver_pool || !d.spool || !d.delivery) {
+        log_err("out of memory at start");
+        return 1;
+    }
+    if (pstd_listen(&d, err, sizeof(err)) != 0) {
+        log_err("%s", err);
+        return 1;
+    }
+    if (pstd_signals(&d) != 0) {
+        log_err("cannot install signal handlers");
+        return 1;
+    }
+    if (drop_privileges(conf->run_user) != 0)
+        return 1;
+
+    log_info("posternd %s started with %s", PST_VERSION, conf->source);
+    if (embedded) {
+        const struct pst_listener_conf *l = &conf->listeners[0];
+        log_info("send a first message: swaks --server %s:%d --to postmaster@example.test "
+                 "--from you@example.test -tls --tls-verify=0 ; it lands in %s/postmaster/new/",
+                 l->address, l->port, conf->mail_root);
+    }
+    pstd_delivery_scan(d.delivery);
+    unsigned every = conf->retry_interval < 60 ? conf->retry_interval : 60;
+    if (every == 0)
+        every = 1;
+    struct timeval tv = {.tv_sec = every, .tv_usec = 0};
+    retry_timer = event_new(d.base, -1, EV_PERSIST, on_retry, &d);
+    if (retry_timer != NULL)
+        event_add(retry_timer, &tv);
+
+    event_base_dispatch(d.base);
+
+    /* orderly end: no sessions remain; let commits and deliveries finish */
+    if (retry_timer != NULL)
+        event_free(retry_timer);
+    pstd_pool_free(d.commit_pool);
+    pstd_pool_free(d.deliver_pool);
+    pstd_spool_free(d.spool);
+    pstd_delivery_free(d.delivery);
+    pstd_signals_free(&d);
+    pstd_listeners_free(&d);
+    pstd_iptab_free(d.iptab);
+    pst_queue_close(d.queue);
+    pstd_conf_put(&d, d.cur);
+    event_base_free(d.base);
+    libevent_global_shutdown();
+    log_info("stopped");
     return 0;
 }

@@ -1,0 +1,103 @@
+/*
+ * daemon.h - the shared state of posternd and the pieces that use it:
+ * server.c (listeners, limits, signals), session.c (one SMTP session),
+ * spool.c (group commit of received messages), delivery.c (local
+ * delivery to Maildir with retries).
+ *
+ * Threads: one libevent loop owns sessions and listeners; two small pools
+ * run what blocks (commits, deliveries). The configuration is swapped on
+ * SIGHUP; whoever uses it holds a reference (pstd_conf_get/put).
+ */
+#ifndef PSTD_DAEMON_H
+#define PSTD_DAEMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "queue.h"
+
+struct event_base;
+struct event;
+struct evconnlistener;
+struct pstd_pool;
+struct session;
+typedef struct ssl_ctx_st SSL_CTX;
+
+/* A configuration and the TLS context made from it, reference counted. */
+struct pstd_confref {
+    struct pst_conf *conf;
+    SSL_CTX *tls; /* NULL when no certificate is configured */
+    int refs;     /* guarded by the daemon's conf lock */
+};
+
+struct pstd_listener {
+    struct pstd *d;
+    struct evconnlistener *lev;
+    struct pst_listener_conf lc; /* copy; address string owned here */
+};
+
+struct pstd {
+    struct event_base *base;
+    const char *conf_path; /* NULL with --embedded */
+    struct pstd_confref *cur;
+
+    struct pstd_pool *commit_pool;
+    struct pstd_pool *deliver_pool;
+    struct pst_queue *queue;
+    struct pstd_spool *spool;
+    struct pstd_delivery *delivery;
+
+    struct pstd_listener *listeners;
+    size_t nlisteners;
+
+    struct session *sessions; /* all live sessions, doubly linked */
+    unsigned nsessions;
+    struct pstd_iptab *iptab;
+    uint64_t next_session;
+
+    int stopping;  /* loop thread */
+    int stop_flag; /* the same, read by workers with __atomic_load_n */
+    struct event *grace_timer;
+    struct event *sig_term, *sig_int, *sig_hup;
+};
+
+/* server.c */
+struct pstd_confref *pstd_confref_make(struct pst_conf *conf, char *err, size_t errlen);
+int pstd_listen(struct pstd *d, char *err, size_t errlen);
+void pstd_listeners_free(struct pstd *d);
+int pstd_signals(struct pstd *d);
+void pstd_signals_free(struct pstd *d);
+void pstd_reload(struct pstd *d);
+int pstd_mkdirs(const char *path);      /* mkdir -p, mode 0755 */
+int pstd_mkdirs_for(const char *file);  /* mkdir -p of the file's directory */
+struct pstd_confref *pstd_conf_get(struct pstd *d); /* takes a reference */
+void pstd_conf_put(struct pstd *d, struct pstd_confref *ref);
+struct pstd_iptab *pstd_iptab_new(void);
+void pstd_iptab_free(struct pstd_iptab *t);
+unsigned pstd_iptab_add(struct pstd *d, const char *ip);
+void pstd_iptab_del(struct pstd *d, const char *ip);
+void pstd_session_gone(struct pstd *d); /* a session ended; may finish a shutdown */
+
+/* session.c */
+struct session *session_new(struct pstd *d, int fd, const struct pst_listener_conf *lc,
+                            const char *ip, int port);
+void session_shutdown(struct session *s); /* 421 4.3.2 and close (end of grace) */
+struct session *session_next(struct session *s);
+
+/* spool.c: group commit. The callback runs on the loop thread with rc 0
+ * when the message is on disk (then, and only then, the client gets 250). */
+struct pstd_spool *pstd_spool_new(struct pstd *d);
+void pstd_spool_free(struct pstd_spool *sp);
+int pstd_spool_commit(struct pstd_spool *sp, int fd, struct pst_envelope *env,
+                      void (*cb)(void *arg, int rc), void *arg);
+
+/* delivery.c */
+struct pstd_delivery *pstd_delivery_new(struct pstd *d);
+void pstd_delivery_free(struct pstd_delivery *dl);
+/* A newly committed message: deliver it now. */
+void pstd_delivery_kick(struct pstd_delivery *dl, const char *id);
+/* Scan the whole queue for due messages (start-up and retry timer). */
+void pstd_delivery_scan(struct pstd_delivery *dl);
+
+#endif

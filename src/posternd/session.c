@@ -1,0 +1,1052 @@
+/*
+ * session.c - one inbound SMTP session (RFC 5321) on the libevent loop.
+ *
+ * The session is a state machine fed by the lib/core command parser and
+ * DATA/BDAT byte machine; it owns no protocol text of its own beyond the
+ * replies. What it enforces, from the first byte:
+ *   - command lines end in CRLF and fit limits.line_length (RFC 5321
+ *     4.5.3.1.4 sets a 512-octet minimum; we allow more for SMTPUTF8 and
+ *     ESMTP parameters); a bare LF in a command is refused;
+ *   - bad or unknown commands are counted; past limits.bad_commands the
+ *     session ends with 421 4.7.0;
+ *   - recipients per message (452 4.5.3, RFC 5321 4.5.3.1.10) and message
+ *     size (552 5.3.4, RFC 1870) are limited, the size both by SIZE= and by
+ *     the bytes actually received;
+ *   - per-state timeouts (RFC 5321 4.5.3.2: 5 minutes for commands,
+ *     3 minutes per data block), then 421 4.4.2;
+ *   - STARTTLS (RFC 3207 4.2): bytes pipelined after the command are
+ *     discarded before the handshake, and all state is reset after it;
+ *   - only <CRLF>.<CRLF> ends DATA; bare CR or LF in the data make the
+ *     message refused at its end (554 5.6.0) unless configured to
+ *     normalise.
+ * A message is acknowledged (250) only after spool.c reports it on disk.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "buf.h"
+#include "daemon.h"
+#include "err.h"
+#include "log.h"
+#include "smtp.h"
+#include "tls.h"
+
+/* bytes of message data collected before a write(2) to the spool file */
+#define SPOOL_CHUNK (64 * 1024)
+/* stop reading commands while this much reply text waits for the client */
+#define OUT_HIGH (256 * 1024)
+/* the kernel may hand us this much before we parse */
+#define IN_HIGH (256 * 1024)
+
+enum sstate {
+    S_TLS_ACCEPT, /* implicit TLS handshake before the greeting */
+    S_CMD,
+    S_DATA,
+    S_BDAT,
+    S_STARTTLS, /* handshake after STARTTLS */
+};
+
+struct session {
+    struct pstd *d;
+    struct pstd_confref *cr;
+    const struct pst_conf *conf;
+    struct session *prev, *next;
+
+    uint64_t serial;
+    char ip[INET6_ADDRSTRLEN];
+    int port;
+    struct bufferevent *bev;
+    struct pst_listener_conf lc;
+    enum sstate state;
+
+    int tls;
+    char tls_desc[160];
+    int helo_seen;
+    int esmtp;
+    char *helo;
+    unsigned bad_cmds;
+    int discard_line; /* skipping the rest of an over-long line */
+
+    /* transaction */
+    int have_mail;
+    char *sender;
+    struct pst_smtp_mail_params mp;
+    struct pst_envelope_rcpt *rcpts;
+    size_t nrcpts;
+    char id[PST_QUEUE_ID_LEN + 1];
+    int spool_fd; /* -1 when no message is being written */
+    struct pst_buf *wbuf;
+    uint64_t msg_bytes;
+    int too_big;
+    int write_err;
+    struct pst_smtp_data data;
+    int data_started; /* a DATA or BDAT has started the message */
+    uint64_t bdat_left;
+    int bdat_last;
+    int bdat_refuse; /* reply this code after consuming the chunk */
+    const char *bdat_refuse_enh;
+    const char *bdat_refuse_text;
+
+    int busy;    /* waiting for the spool; input is not processed */
+    int closing; /* flush output, then free */
+    int gone;    /* the client went away while busy */
+    int waiting_output;
+    unsigned messages;
+};
+
+static void session_free(struct session *s);
+static void process(struct session *s);
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
+static void set_timeout(struct session *s, unsigned seconds)
+{
+    struct timeval tv = {.tv_sec = seconds, .tv_usec = 0};
+    struct timeval wtv = {.tv_sec = s->conf->timeout_command, .tv_usec = 0};
+    bufferevent_set_timeouts(s->bev, &tv, &wtv);
+}
+
+static void send_text(struct session *s, const char *text, size_t len)
+{
+    if (s->bev != NULL && !s->gone)
+        bufferevent_write(s->bev, text, len);
+}
+
+static void reply(struct session *s, int code, const char *enh, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void reply(struct session *s, int code, const char *enh, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    struct pst_buf *b = pst_buf_new(sizeof(text) + 64);
+    if (b == NULL)
+        return;
+    if (pst_smtp_reply(b, code, enh, "%s", text) == 0)
+        send_text(s, pst_buf_data(b), pst_buf_len(b));
+    if (code >= 400)
+        log_info("session %llu %s: reply %d %s %s", (unsigned long long)s->serial, s->ip, code,
+                 enh ? enh : "", text);
+    pst_buf_free(b);
+}
+
+static void session_close(struct session *s)
+{
+    if (s->closing)
+        return;
+    s->closing = 1;
+    if (s->bev == NULL || s->gone) {
+        if (!s->busy)
+            session_free(s);
+        return;
+    }
+    bufferevent_disable(s->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 && !s->busy)
+        session_free(s);
+    /* otherwise on_write frees once the output has drained */
+}
+
+/* Counts a bad command; ends the session past the limit. Returns 1 when
+ * the session is closing. */
+static int bad_command(struct session *s)
+{
+    if (++s->bad_cmds > s->conf->max_bad_commands) {
+        reply(s, 421, "4.7.0", "%s Too many errors, closing connection", s->conf->hostname);
+        session_close(s);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- transaction ------------------------------------------------------ */
+
+static void drop_message(struct session *s)
+{
+    if (s->spool_fd >= 0) {
+        pst_queue_abort(s->d->queue, s->id, s->spool_fd);
+        s->spool_fd = -1;
+    }
+    pst_buf_free(s->wbuf);
+    s->wbuf = NULL;
+    s->data_started = 0;
+    s->msg_bytes = 0;
+    s->too_big = 0;
+    s->write_err = 0;
+    s->id[0] = '\0';
+}
+
+static void reset_transaction(struct session *s)
+{
+    drop_message(s);
+    free(s->sender);
+    s->sender = NULL;
+    for (size_t i = 0; i < s->nrcpts; i++) {
+        free(s->rcpts[i].addr);
+        free(s->rcpts[i].user);
+        free(s->rcpts[i].last_reply);
+    }
+    free(s->rcpts);
+    s->rcpts = NULL;
+    s->nrcpts = 0;
+    s->have_mail = 0;
+    memset(&s->mp, 0, sizeof(s->mp));
+}
+
+static void rfc5322_date(char *out, size_t len, time_t t)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    static const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *mons[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    snprintf(out, len, "%s, %d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
+             mons[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* Writes what is collected in wbuf to the spool file. */
+static void flush_spool(struct session *s)
+{
+    size_t len = pst_buf_len(s->wbuf);
+    if (len == 0)
+        return;
+    if (!s->too_big && !s->write_err) {
+        const char *p = pst_buf_data(s->wbuf);
+        size_t off = 0;
+        while (off < len) {
+            ssize_t w = write(s->spool_fd, p + off, len - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                log_err("session %llu: writing %s: %s", (unsigned long long)s->serial, s->id,
+                        strerror(errno));
+                s->write_err = 1;
+                break;
+            }
+            off += (size_t)w;
+        }
+    }
+    pst_buf_reset(s->wbuf);
+}
+
+/* Creates the spool file and writes our Received header (RFC 5321 4.4). */
+static int start_message(struct session *s)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    pst_queue_new_id(s->d->queue, (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec, s->id);
+    int rc = pst_queue_create(s->d->queue, s->id, &s->spool_fd);
+    if (rc < 0) {
+        log_err("session %llu: creating spool file: %s: %s", (unsigned long long)s->serial,
+                pst_strerror(rc), strerror(errno));
+        s->spool_fd = -1;
+        s->id[0] = '\0';
+        return -1;
+    }
+    s->wbuf = pst_buf_new(SPOOL_CHUNK * 3);
+    if (s->wbuf == NULL) {
+        drop_message(s);
+        return -1;
+    }
+    char date[64];
+    rfc5322_date(date, sizeof(date), tv.tv_sec);
+    /* RFC 3848 / RFC 6531 4.3: the "with" protocol names */
+    const char *proto = s->mp.smtputf8 ? (s->tls ? "UTF8SMTPS" : "UTF8SMTP")
+                        : s->esmtp    ? (s->tls ? "ESMTPS" : "ESMTP")
+                                      : (s->tls ? "SMTPS" : "SMTP");
+    pst_buf_addf(s->wbuf, "Received: from %s ([%s])\r\n\tby %s (postern) with %s id %s\r\n",
+                 s->helo ? s->helo : "unknown", s->ip, s->conf->hostname, proto, s->id);
+    if (s->tls)
+        pst_buf_addf(s->wbuf, "\t(%s)\r\n", s->tls_desc);
+    if (s->nrcpts == 1)
+        pst_buf_addf(s->wbuf, "\tfor <%s>; %s\r\n", s->rcpts[0].addr, date);
+    else
+        pst_buf_addf(s->wbuf, "\t; %s\r\n", date);
+    s->data_started = 1;
+    s->msg_bytes = 0;
+    return 0;
+}
+
+struct commit_ctx {
+    struct session *s;
+    struct pst_envelope *env;
+};
+
+static void commit_done(void *arg, int rc)
+{
+    struct commit_ctx *cc = arg;
+    struct session *s = cc->s;
+    s->busy = 0;
+    s->spool_fd = -1; /* closed by the commit */
+    if (rc == 0) {
+        s->messages++;
+        log_info("session %llu %s: queued %s from=<%s> rcpts=%zu size=%llu",
+                 (unsigned long long)s->serial, s->ip, cc->env->id, cc->env->sender,
+                 cc->env->nrcpts, (unsigned long long)s->msg_bytes);
+        reply(s, 250, "2.0.0", "Ok: queued as %s", cc->env->id);
+        pstd_delivery_kick(s->d->delivery, cc->env->id);
+    } else {
+        log_err("session %llu: committing %s: %s", (unsigned long long)s->serial, cc->env->id,
+                pst_strerror(rc));
+        reply(s, 451, "4.3.0", "Queue write failed, try again later");
+    }
+    pst_envelope_free(cc->env);
+    free(cc);
+    s->id[0] = '\0';
+    reset_transaction(s);
+    if (s->gone || (s->closing && (s->bev == NULL ||
+                                   evbuffer_get_length(bufferevent_get_output(s->bev)) == 0))) {
+        session_free(s);
+        return;
+    }
+    if (!s->closing)
+        process(s);
+}
+
+/* The message's data has ended: refuse it or hand it to the spool. */
+static void end_of_message(struct session *s)
+{
+    flush_spool(s);
+    s->state = S_CMD;
+    set_timeout(s, s->conf->timeout_command);
+    if (s->too_big) {
+        reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
+        reset_transaction(s);
+        return;
+    }
+    if (s->data.bare_eol > 0 && s->conf->bare_eol == PST_BARE_EOL_REJECT) {
+        /* RFC 5321 2.3.8: CR and LF only as CRLF (CVE-2023-51764 family) */
+        reply(s, 554, "5.6.0", "Bare CR or LF in message data");
+        reset_transaction(s);
+        return;
+    }
+    if (s->write_err || s->spool_fd < 0) {
+        reply(s, 451, "4.3.0", "Queue write failed, try again later");
+        reset_transaction(s);
+        return;
+    }
+    struct commit_ctx *cc = calloc(1, sizeof(*cc));
+    struct pst_envelope *env = calloc(1, sizeof(*env));
+    if (cc == NULL || env == NULL)
+        goto nomem;
+    memcpy(env->id, s->id, sizeof(env->id));
+    env->sender = strdup(s->sender);
+    env->arrival = time(NULL);
+    env->client_addr = strdup(s->ip);
+    env->helo = strdup(s->helo ? s->helo : "");
+    env->smtputf8 = s->mp.smtputf8;
+    env->body_8bit = s->mp.body_8bit;
+    env->tls = s->tls;
+    env->rcpts = calloc(s->nrcpts, sizeof(*env->rcpts));
+    if (!env->sender || !env->client_addr || !env->helo || !env->rcpts)
+        goto nomem;
+    env->nrcpts = s->nrcpts;
+    for (size_t i = 0; i < s->nrcpts; i++) {
+        env->rcpts[i].addr = strdup(s->rcpts[i].addr);
+        env->rcpts[i].user = strdup(s->rcpts[i].user);
+        env->rcpts[i].state = PST_RCPT_PENDING;
+        if (!env->rcpts[i].addr || !env->rcpts[i].user)
+            goto nomem;
+    }
+    cc->s = s;
+    cc->env = env;
+    int fd = s->spool_fd;
+    s->busy = 1;
+    if (pstd_spool_commit(s->d->spool, fd, env, commit_done, cc) != 0) {
+        s->busy = 0;
+        goto nomem;
+    }
+    return;
+nomem:
+    pst_envelope_free(env);
+    free(cc);
+    reply(s, 451, "4.3.0", "Queue write failed, try again later");
+    reset_transaction(s);
+}
+
+/* Collects bytes produced by the data machine; counts the size limit. */
+static void account(struct session *s, size_t before)
+{
+    size_t added = pst_buf_len(s->wbuf) - before;
+    s->msg_bytes += added;
+    if (s->msg_bytes > s->conf->message_size)
+        s->too_big = 1;
+    if (s->too_big)
+        pst_buf_reset(s->wbuf); /* keep reading, keep nothing */
+    else if (pst_buf_len(s->wbuf) >= SPOOL_CHUNK)
+        flush_spool(s);
+}
+
+/* DATA: returns 1 to continue with commands, 0 to wait for input. */
+static int process_data(struct session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    while (evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, SPOOL_CHUNK, NULL, &v, 1) < 1)
+            break;
+        size_t len = v.iov_len > SPOOL_CHUNK ? SPOOL_CHUNK : v.iov_len;
+        size_t used = 0;
+        size_t before = pst_buf_len(s->wbuf);
+        int rc = pst_smtp_data_feed(&s->data, v.iov_base, len, &used, s->wbuf);
+        evbuffer_drain(in, used);
+        account(s, before);
+        if (rc == PST_ERR_TOOBIG) {
+            flush_spool(s);
+            continue;
+        }
+        if (rc < 0) {
+            reply(s, 451, "4.3.0", "Internal error");
+            session_close(s);
+            return 0;
+        }
+        if (rc == 1) {
+            end_of_message(s);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* BDAT (RFC 3030): consume exactly the announced octets. */
+static int process_bdat(struct session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    while (s->bdat_left > 0 && evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, SPOOL_CHUNK, NULL, &v, 1) < 1)
+            break;
+        size_t len = v.iov_len;
+        if (len > SPOOL_CHUNK)
+            len = SPOOL_CHUNK;
+        if (len > s->bdat_left)
+            len = (size_t)s->bdat_left;
+        if (s->bdat_refuse || s->wbuf == NULL) {
+            evbuffer_drain(in, len);
+            s->bdat_left -= len;
+            continue;
+        }
+        size_t used = 0;
+        size_t before = pst_buf_len(s->wbuf);
+        int rc = pst_smtp_data_feed(&s->data, v.iov_base, len, &used, s->wbuf);
+        evbuffer_drain(in, used);
+        s->bdat_left -= used;
+        account(s, before);
+        if (rc == PST_ERR_TOOBIG) {
+            flush_spool(s);
+            continue;
+        }
+        if (rc < 0) {
+            reply(s, 451, "4.3.0", "Internal error");
+            session_close(s);
+            return 0;
+        }
+    }
+    if (s->bdat_left > 0)
+        return 0;
+    s->state = S_CMD;
+    set_timeout(s, s->conf->timeout_command);
+    if (s->bdat_refuse) {
+        reply(s, s->bdat_refuse, s->bdat_refuse_enh, "%s", s->bdat_refuse_text);
+        s->bdat_refuse = 0;
+        if (bad_command(s))
+            return 0;
+        return 1;
+    }
+    if (!s->bdat_last) {
+        if (s->too_big) {
+            /* RFC 3030 2: the transaction fails; the client must RSET */
+            reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
+            reset_transaction(s);
+            return 1;
+        }
+        reply(s, 250, "2.0.0", "%llu bytes received", (unsigned long long)s->msg_bytes);
+        return 1;
+    }
+    size_t before = pst_buf_len(s->wbuf);
+    pst_smtp_data_finish(&s->data, s->wbuf);
+    account(s, before);
+    end_of_message(s);
+    return 1;
+}
+
+/* ---- commands --------------------------------------------------------- */
+
+static void do_ehlo(struct session *s, const struct pst_smtp_cmd *c, int esmtp)
+{
+    reset_transaction(s);
+    free(s->helo);
+    s->helo = strdup(c->arg);
+    s->helo_seen = s->helo != NULL;
+    s->esmtp = esmtp;
+    const struct pst_conf *cf = s->conf;
+    if (!esmtp) {
+        reply(s, 250, NULL, "%s", cf->hostname);
+        return;
+    }
+    char size[48];
+    snprintf(size, sizeof(size), "SIZE %llu", (unsigned long long)cf->message_size);
+    const char *lines[9];
+    size_t n = 0;
+    lines[n++] = cf->hostname;
+    lines[n++] = "PIPELINING";
+    lines[n++] = size;
+    lines[n++] = "8BITMIME";
+    lines[n++] = "SMTPUTF8";
+    lines[n++] = "ENHANCEDSTATUSCODES";
+    lines[n++] = "CHUNKING";
+    if (!s->tls && s->lc.starttls && s->cr->tls != NULL)
+        lines[n++] = "STARTTLS";
+    struct pst_buf *b = pst_buf_new(4096);
+    if (b != NULL && pst_smtp_reply_lines(b, 250, lines, n) == 0)
+        send_text(s, pst_buf_data(b), pst_buf_len(b));
+    pst_buf_free(b);
+}
+
+static void do_mail(struct session *s, const struct pst_smtp_cmd *c)
+{
+    struct pst_smtp_perr why;
+    if (!s->helo_seen) {
+        reply(s, 503, "5.5.1", "Send HELO/EHLO first");
+        bad_command(s);
+        return;
+    }
+    if (s->have_mail) {
+        reply(s, 503, "5.5.1", "Sender already specified");
+        bad_command(s);
+        return;
+    }
+    struct pst_smtp_mail_params mp;
+    if (pst_smtp_mail_params(c, &mp, &why) != 0) {
+        reply(s, why.code, why.enh, "%s", why.msg);
+        bad_command(s);
+        return;
+    }
+    if (mp.size > s->conf->message_size) {
+        reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
+        return;
+    }
+    s->sender = strdup(c->path);
+    if (s->sender == NULL) {
+        reply(s, 451, "4.3.0", "Out of memory");
+        return;
+    }
+    s->mp = mp;
+    s->have_mail = 1;
+    reply(s, 250, "2.1.0", "Ok");
+}
+
+static void do_rcpt(struct session *s, const struct pst_smtp_cmd *c)
+{
+    struct pst_smtp_perr why;
+    if (!s->have_mail) {
+        reply(s, 503, "5.5.1", "Need MAIL command");
+        bad_command(s);
+        return;
+    }
+    if (pst_smtp_rcpt_params(c, s->mp.smtputf8, &why) != 0) {
+        reply(s, why.code, why.enh, "%s", why.msg);
+        bad_command(s);
+        return;
+    }
+    if (s->nrcpts >= s->conf->max_recipients) {
+        /* RFC 5321 4.5.3.1.10 */
+        reply(s, 452, "4.5.3", "Too many recipients");
+        return;
+    }
+    const struct pst_user_conf *u = NULL;
+    switch (pst_conf_rcpt(s->conf, c->local, c->domain, &u)) {
+    case PST_RCPT_NOTLOCAL:
+        reply(s, 554, "5.7.1", "Relay access denied");
+        bad_command(s);
+        return;
+    case PST_RCPT_NOUSER:
+        reply(s, 550, "5.1.1", "User unknown");
+        bad_command(s);
+        return;
+    case PST_RCPT_OK:
+        break;
+    }
+    struct pst_envelope_rcpt *r = realloc(s->rcpts, (s->nrcpts + 1) * sizeof(*r));
+    if (r == NULL) {
+        reply(s, 451, "4.3.0", "Out of memory");
+        return;
+    }
+    s->rcpts = r;
+    r = &s->rcpts[s->nrcpts];
+    memset(r, 0, sizeof(*r));
+    /* <Postmaster> without a domain is delivered as postmaster (RFC 5321 4.5.1) */
+    r->addr = strdup(c->domain[0] ? c->path : "postmaster");
+    r->user = strdup(u->name);
+    if (r->addr == NULL || r->user == NULL) {
+        free(r->addr);
+        free(r->user);
+        reply(s, 451, "4.3.0", "Out of memory");
+        return;
+    }
+    s->nrcpts++;
+    reply(s, 250, "2.1.5", "Ok");
+}
+
+static void do_data(struct session *s)
+{
+    if (s->data_started) {
+        /* RFC 3030 2: DATA may not follow BDAT in one transaction */
+        reply(s, 503, "5.5.1", "BDAT in progress");
+        bad_command(s);
+        return;
+    }
+    if (!s->have_mail) {
+        reply(s, 503, "5.5.1", "Need MAIL command");
+        bad_command(s);
+        return;
+    }
+    if (s->nrcpts == 0) {
+        reply(s, 503, "5.5.1", "Need RCPT command");
+        bad_command(s);
+        return;
+    }
+    if (start_message(s) != 0) {
+        reply(s, 451, "4.3.0", "Queue write failed, try again later");
+        return;
+    }
+    pst_smtp_data_init(&s->data, PST_SMTP_DATA_DOT,
+                       s->conf->bare_eol == PST_BARE_EOL_NORMALIZE ? PST_SMTP_DATA_NORMALIZE : 0);
+    reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+    s->state = S_DATA;
+    set_timeout(s, s->conf->timeout_data);
+}
+
+static void do_bdat(struct session *s, const struct pst_smtp_cmd *c)
+{
+    s->state = S_BDAT;
+    s->bdat_left = c->bdat_size;
+    s->bdat_last = c->bdat_last;
+    s->bdat_refuse = 0;
+    set_timeout(s, s->conf->timeout_data);
+    if (!s->have_mail || s->nrcpts == 0) {
+        /* the chunk's octets still follow; consume them, then refuse */
+        s->bdat_refuse = 503;
+        s->bdat_refuse_enh = "5.5.1";
+        s->bdat_refuse_text = s->have_mail ? "Need RCPT command" : "Need MAIL command";
+        return;
+    }
+    if (!s->data_started) {
+        if (start_message(s) != 0) {
+            s->bdat_refuse = 451;
+            s->bdat_refuse_enh = "4.3.0";
+            s->bdat_refuse_text = "Queue write failed, try again later";
+            return;
+        }
+        pst_smtp_data_init(&s->data, PST_SMTP_DATA_RAW,
+                           s->conf->bare_eol == PST_BARE_EOL_NORMALIZE ? PST_SMTP_DATA_NORMALIZE
+                                                                       : 0);
+    }
+}
+
+static void start_tls(struct session *s, int implicit);
+
+static void do_starttls(struct session *s)
+{
+    if (s->tls) {
+        reply(s, 503, "5.5.1", "TLS already active");
+        bad_command(s);
+        return;
+    }
+    if (!s->lc.starttls || s->cr->tls == NULL) {
+        reply(s, 454, "4.7.0", "TLS not available");
+        return;
+    }
+    reply(s, 220, "2.0.0", "Ready to start TLS");
+    /* RFC 3207 4.2 and CVE-2011-0411: whatever the client pipelined after
+     * STARTTLS was sent in plaintext and must not be acted on */
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    size_t junk = evbuffer_get_length(in);
+    if (junk > 0) {
+        log_warn("session %llu %s: discarded %zu bytes pipelined after STARTTLS",
+                 (unsigned long long)s->serial, s->ip, junk);
+        evbuffer_drain(in, junk);
+    }
+    /* RFC 3207 4.2: forget everything learned before the handshake */
+    reset_transaction(s);
+    free(s->helo);
+    s->helo = NULL;
+    s->helo_seen = 0;
+    s->esmtp = 0;
+    start_tls(s, 0);
+}
+
+static void handle_line(struct session *s, const char *line, size_t len)
+{
+    struct pst_smtp_cmd c;
+    struct pst_smtp_perr why;
+    memset(&c, 0, sizeof(c));
+    int rc = pst_smtp_cmd_parse(line, len, &c, &why);
+    if (rc != 0) {
+        if (rc == PST_ERR_NOMEM) {
+            reply(s, 451, "4.3.0", "Out of memory");
+            return;
+        }
+        reply(s, why.code, why.enh, "%s", why.msg);
+        bad_command(s);
+        return;
+    }
+    log_debug("session %llu %s: %s", (unsigned long long)s->serial, s->ip,
+              pst_smtp_verb_name(c.verb));
+    switch (c.verb) {
+    case PST_SMTP_EHLO:
+        do_ehlo(s, &c, 1);
+        break;
+    case PST_SMTP_HELO:
+        do_ehlo(s, &c, 0);
+        break;
+    case PST_SMTP_MAIL:
+        do_mail(s, &c);
+        break;
+    case PST_SMTP_RCPT:
+        do_rcpt(s, &c);
+        break;
+    case PST_SMTP_DATA:
+        do_data(s);
+        break;
+    case PST_SMTP_BDAT:
+        do_bdat(s, &c);
+        break;
+    case PST_SMTP_RSET:
+        reset_transaction(s);
+        reply(s, 250, "2.0.0", "Ok");
+        break;
+    case PST_SMTP_NOOP:
+        reply(s, 250, "2.0.0", "Ok");
+        break;
+    case PST_SMTP_QUIT:
+        reply(s, 221, "2.0.0", "Bye");
+        session_close(s);
+        break;
+    case PST_SMTP_HELP:
+        reply(s, 214, "2.0.0",
+              "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY STARTTLS");
+        break;
+    case PST_SMTP_VRFY:
+        /* RFC 5321 3.5.3: 252, and no disclosure of who exists */
+        reply(s, 252, "2.5.0", "Cannot verify the user; send mail to try delivery");
+        break;
+    case PST_SMTP_EXPN:
+        reply(s, 502, "5.5.1", "EXPN not available");
+        break;
+    case PST_SMTP_STARTTLS:
+        do_starttls(s);
+        break;
+    case PST_SMTP_AUTH:
+        reply(s, 502, "5.5.1", "AUTH not available");
+        bad_command(s);
+        break;
+    case PST_SMTP_UNKNOWN:
+        reply(s, 500, "5.5.2", "Command unrecognized");
+        bad_command(s);
+        break;
+    }
+    pst_smtp_cmd_clear(&c);
+}
+
+/* Reads and handles command lines, message data and chunks until input
+ * runs out or the session has to wait. */
+static void process(struct session *s)
+{
+    while (!s->busy && !s->closing && !s->gone) {
+        if (s->state == S_STARTTLS || s->state == S_TLS_ACCEPT)
+            return;
+        struct evbuffer *out = bufferevent_get_output(s->bev);
+        if (evbuffer_get_length(out) > OUT_HIGH) {
+            /* the client does not read our replies; wait for it */
+            s->waiting_output = 1;
+            return;
+        }
+        if (s->state == S_DATA) {
+            if (!process_data(s))
+                return;
+            continue;
+        }
+        if (s->state == S_BDAT) {
+            if (!process_bdat(s))
+                return;
+            continue;
+        }
+        struct evbuffer *in = bufferevent_get_input(s->bev);
+        size_t avail = evbuffer_get_length(in);
+        if (avail == 0)
+            return;
+        size_t eol_len = 0;
+        struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+        size_t limit = s->conf->line_length;
+        if (eol.pos < 0) {
+            if (avail >= limit) {
+                /* drop it now so a client cannot make us hold more */
+                evbuffer_drain(in, avail);
+                if (!s->discard_line) {
+                    s->discard_line = 1;
+                    reply(s, 500, "5.5.2", "Line too long");
+                    if (bad_command(s))
+                        return;
+                }
+            }
+            return;
+        }
+        size_t n = (size_t)eol.pos; /* bytes before the LF */
+        if (s->discard_line) {
+            evbuffer_drain(in, n + 1);
+            s->discard_line = 0;
+            continue;
+        }
+        if (n + 1 > limit) {
+            evbuffer_drain(in, n + 1);
+            reply(s, 500, "5.5.2", "Line too long");
+            if (bad_command(s))
+                return;
+            continue;
+        }
+        char line[n + 1];
+        evbuffer_remove(in, line, n + 1);
+        if (n == 0 || line[n - 1] != '\r') {
+            /* RFC 5321 2.3.8: lines end in CRLF */
+            reply(s, 500, "5.5.2", "Bare LF in command line");
+            if (bad_command(s))
+                return;
+            continue;
+        }
+        handle_line(s, line, n - 1);
+    }
+}
+
+/* ---- events ----------------------------------------------------------- */
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    process(arg);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct session *s = arg;
+    (void)bev;
+    if (s->closing) {
+        if (!s->busy)
+            session_free(s);
+        return;
+    }
+    if (s->waiting_output) {
+        s->waiting_output = 0;
+        process(s);
+    }
+}
+
+static void greet(struct session *s)
+{
+    if (s->d->stopping) {
+        reply(s, 421, "4.3.2", "%s Service shutting down", s->conf->hostname);
+        session_close(s);
+        return;
+    }
+    reply(s, 220, NULL, "%s ESMTP postern", s->conf->hostname);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct session *s = arg;
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        /* a TLS handshake finished */
+        SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+        pst_tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
+        s->tls = 1;
+        log_info("session %llu %s: TLS established: %s", (unsigned long long)s->serial, s->ip,
+                 s->tls_desc);
+        int implicit = s->state == S_TLS_ACCEPT;
+        s->state = S_CMD;
+        set_timeout(s, s->conf->timeout_command);
+        if (implicit)
+            greet(s);
+        process(s);
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        if (s->state == S_TLS_ACCEPT || s->state == S_STARTTLS) {
+            log_info("session %llu %s: TLS handshake timed out", (unsigned long long)s->serial,
+                     s->ip);
+            s->gone = 1;
+        } else {
+            log_info("session %llu %s: timeout", (unsigned long long)s->serial, s->ip);
+            reply(s, 421, "4.4.2", "%s Timeout, closing connection", s->conf->hostname);
+            if (!s->closing) {
+                session_close(s);
+                return;
+            }
+            s->gone = 1; /* the write timed out too: give up */
+        }
+    } else if (what & BEV_EVENT_ERROR) {
+        unsigned long e;
+        char buf[160] = "";
+        while ((e = bufferevent_get_openssl_error(s->bev)) != 0)
+            ERR_error_string_n(e, buf, sizeof(buf));
+        if (buf[0])
+            log_info("session %llu %s: TLS error: %s", (unsigned long long)s->serial, s->ip,
+                     buf);
+        else
+            log_info("session %llu %s: connection error: %s", (unsigned long long)s->serial,
+                     s->ip, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        s->gone = 1;
+    } else if (what & BEV_EVENT_EOF) {
+        if (!s->closing)
+            log_info("session %llu %s: client disconnected%s", (unsigned long long)s->serial,
+                     s->ip, s->have_mail ? " in a transaction" : "");
+        s->gone = 1;
+    }
+    if (s->gone) {
+        if (s->busy)
+            return; /* commit_done frees */
+        session_free(s);
+    }
+}
+
+static void start_tls(struct session *s, int implicit)
+{
+    SSL *ssl = SSL_new(s->cr->tls);
+    if (ssl == NULL) {
+        log_err("session %llu: SSL_new failed", (unsigned long long)s->serial);
+        s->gone = 1;
+        session_close(s);
+        return;
+    }
+    struct bufferevent *tb;
+    if (implicit) {
+        tb = bufferevent_openssl_socket_new(s->d->base, bufferevent_getfd(s->bev), ssl,
+                                            BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+        if (tb != NULL) {
+            /* the plain bufferevent only carried the fd */
+            bufferevent_setfd(s->bev, -1);
+            bufferevent_free(s->bev);
+        }
+        s->state = S_TLS_ACCEPT;
+    } else {
+        tb = bufferevent_openssl_filter_new(s->d->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                            BEV_OPT_CLOSE_ON_FREE);
+        s->state = S_STARTTLS;
+    }
+    if (tb == NULL) {
+        SSL_free(ssl);
+        log_err("session %llu: cannot start TLS", (unsigned long long)s->serial);
+        s->gone = 1;
+        session_close(s);
+        return;
+    }
+    s->bev = tb;
+    bufferevent_setcb(tb, on_read, on_write, on_event, s);
+    bufferevent_setwatermark(tb, EV_READ, 0, IN_HIGH);
+    set_timeout(s, s->conf->timeout_tls);
+    bufferevent_enable(tb, EV_READ | EV_WRITE);
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+struct session *session_new(struct pstd *d, int fd, const struct pst_listener_conf *lc,
+                            const char *ip, int port)
+{
+    struct session *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->d = d;
+    s->cr = pstd_conf_get(d);
+    s->conf = s->cr->conf;
+    s->serial = ++d->next_session;
+    snprintf(s->ip, sizeof(s->ip), "%s", ip);
+    s->port = port;
+    s->lc = *lc;
+    s->lc.address = NULL;
+    s->spool_fd = -1;
+    s->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (s->bev == NULL) {
+        close(fd);
+        pstd_conf_put(d, s->cr);
+        free(s);
+        return NULL;
+    }
+    s->next = d->sessions;
+    if (d->sessions)
+        d->sessions->prev = s;
+    d->sessions = s;
+    d->nsessions++;
+    pstd_iptab_add(d, s->ip);
+    log_info("session %llu %s: connect from [%s]:%d to port %d%s", (unsigned long long)s->serial,
+             s->ip, s->ip, port, lc->port, lc->mode == PST_LISTEN_TLS ? " (TLS)" : "");
+    bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+    bufferevent_setwatermark(s->bev, EV_READ, 0, IN_HIGH);
+    if (lc->mode == PST_LISTEN_TLS) {
+        if (s->cr->tls == NULL) {
+            log_err("session %llu: TLS listener without a certificate",
+                    (unsigned long long)s->serial);
+            s->gone = 1;
+            session_free(s);
+            return NULL;
+        }
+        start_tls(s, 1);
+        return s;
+    }
+    s->state = S_CMD;
+    set_timeout(s, s->conf->timeout_command);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    greet(s);
+    return s;
+}
+
+struct session *session_next(struct session *s)
+{
+    return s->next;
+}
+
+void session_shutdown(struct session *s)
+{
+    if (s->closing || s->busy)
+        return;
+    reply(s, 421, "4.3.2", "%s Service shutting down", s->conf->hostname);
+    session_close(s);
+}
+
+static void session_free(struct session *s)
+{
+    struct pstd *d = s->d;
+    log_info("session %llu %s: disconnect, %u message%s", (unsigned long long)s->serial, s->ip,
+             s->messages, s->messages == 1 ? "" : "s");
+    reset_transaction(s);
+    free(s->helo);
+    if (s->bev)
+        bufferevent_free(s->bev);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        d->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    d->nsessions--;
+    pstd_iptab_del(d, s->ip);
+    pstd_conf_put(d, s->cr);
+    free(s);
+    pstd_session_gone(d);
+}
