@@ -148,6 +148,24 @@ int main(int argc, char **argv)
         log_err("cannot install signal handlers");
         return 1;
     }
+    if (conf->run_user != NULL && geteuid() == 0) {
+        /* the spool and the mail root must stay writable after the switch */
+        struct passwd *pw = getpwnam(conf->run_user);
+        if (pw == NULL) {
+            log_err("run_as: no such user %s", conf->run_user);
+            return 1;
+        }
+        const char *dirs[] = {conf->spool, conf->mail_root};
+        for (size_t i = 0; i < 2; i++) {
+            char sub[4096];
+            const char *subs[] = {"", "/incoming", "/queue"};
+            for (size_t j = 0; j < (i == 0 ? 3u : 1u); j++) {
+                snprintf(sub, sizeof(sub), "%s%s", dirs[i], subs[j]);
+                if (chown(sub, pw->pw_uid, pw->pw_gid) != 0)
+                    log_warn("chown %s: %s", sub, strerror(errno));
+            }
+        }
+    }
     if (drop_privileges(conf->run_user) != 0)
         return 1;
 
@@ -155,7 +173,7 @@ int main(int argc, char **argv)
     if (embedded) {
         const struct pst_listener_conf *l = &conf->listeners[0];
         log_info("send a first message: swaks --server %s:%d --to postmaster@example.test "
-                 "--from you@example.test -tls --tls-verify=0 ; it lands in %s/postmaster/new/",
+                 "--from you@example.test --tls ; it lands in %s/postmaster/new/",
                  l->address, l->port, conf->mail_root);
     }
     pstd_delivery_scan(d.delivery);

@@ -303,9 +303,11 @@ int pstd_listen(struct pstd *d, char *err, size_t errlen)
         l->lc = *lc;
         l->lc.address = strdup(lc->address);
         l->d = d;
-        l->lev = evconnlistener_new_bind(d->base, on_accept, l,
-                                         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                             LEV_OPT_CLOSE_ON_EXEC,
+        unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
+        /* "::" and "0.0.0.0" on one port are two listeners, so keep them apart */
+        if (ss.ss_family == AF_INET6)
+            flags |= LEV_OPT_BIND_IPV6ONLY;
+        l->lev = evconnlistener_new_bind(d->base, on_accept, l, flags,
                                          1024, (struct sockaddr *)&ss, (int)sl);
         d->nlisteners = i + 1;
         if (l->lev == NULL) {

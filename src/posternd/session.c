@@ -909,6 +909,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         if (buf[0])
             log_info("session %llu %s: TLS error: %s", (unsigned long long)s->serial, s->ip,
                      buf);
+        else if (EVUTIL_SOCKET_ERROR() == 0)
+            log_info("session %llu %s: connection closed by the client%s",
+                     (unsigned long long)s->serial, s->ip, s->tls ? " (no TLS close_notify)" : "");
         else
             log_info("session %llu %s: connection error: %s", (unsigned long long)s->serial,
                      s->ip, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
