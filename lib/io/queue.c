@@ -231,10 +231,6 @@ static int stage(struct pst_queue *q, int fd, const struct pst_envelope *env)
         rc = PST_ERR_INVAL;
         goto out;
     }
-    if (q->readonly) {
-        rc = PST_ERR_STATE;
-        goto out;
-    }
     if ((rc = pst_envelope_to_json(env, &json)) != 0)
         goto out;
     file_name(msg, env->id, ".msg");
@@ -273,12 +269,17 @@ int pst_queue_commit_batch(struct pst_queue *q, const int *fds,
     int rc = 0;
     size_t staged = 0;
 
-    if (q == NULL || fds == NULL || envs == NULL || results == NULL) {
-        /* the contract closes the fds in every case */
-        for (size_t i = 0; fds != NULL && i < n; i++)
+    if (q == NULL || fds == NULL || envs == NULL || results == NULL || q->readonly) {
+        /* the contract closes the fds in every case; a read-only handle
+         * removes nothing */
+        rc = q != NULL && q->readonly ? PST_ERR_STATE : PST_ERR_INVAL;
+        for (size_t i = 0; fds != NULL && i < n; i++) {
             if (fds[i] >= 0)
                 close(fds[i]);
-        return PST_ERR_INVAL;
+            if (results != NULL)
+                results[i] = rc;
+        }
+        return rc;
     }
     for (size_t i = 0; i < n; i++) {
         results[i] = stage(q, fds[i], envs[i]);
@@ -360,7 +361,7 @@ static enum qfile classify(const char *name)
 /* Lists the queue-file names of dirfd matching want (QF_OTHER: any queue
  * file) as NUL-terminated NAME_MAX_LEN + 1 records, sorted. *list is
  * malloc'd (the caller frees it), *count the number of records. */
-#define REC_LEN (NAME_MAX_LEN + 1)
+#define REC_LEN    (NAME_MAX_LEN + 1)
 #define MAX_LISTED (16u * 1024 * 1024)
 
 static int rec_cmp(const void *a, const void *b)

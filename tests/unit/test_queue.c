@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,6 +217,46 @@ static void test_ids_unique_sorted(void **state)
     assert_string_equal(id + 20, pid);
 }
 
+enum { NTHREADS = 4, PER_THREAD = 5000 };
+
+static void *make_ids(void *arg)
+{
+    char *out = arg;
+    for (int i = 0; i < PER_THREAD; i++)
+        pst_queue_new_id(NULL, T0, out + (size_t)i * (PST_QUEUE_ID_LEN + 1));
+    return NULL;
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void test_ids_unique_across_threads(void **state)
+{
+    (void)state;
+    size_t rec = PST_QUEUE_ID_LEN + 1, n = (size_t)NTHREADS * PER_THREAD;
+    char *ids = calloc(n, rec);
+    assert_non_null(ids);
+    pthread_t t[NTHREADS];
+    for (int i = 0; i < NTHREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, make_ids, ids + (size_t)i * PER_THREAD * rec),
+                         0);
+    for (int i = 0; i < NTHREADS; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    /* each thread's ids increase; together they are all different */
+    for (int i = 0; i < NTHREADS; i++)
+        for (int j = 1; j < PER_THREAD; j++) {
+            const char *a = ids + ((size_t)i * PER_THREAD + (size_t)j - 1) * rec;
+            assert_true(strcmp(a, a + rec) < 0);
+        }
+    qsort(ids, n, rec, id_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(ids + (i - 1) * rec, ids + i * rec) == 0)
+            fail_msg("id %s handed out twice", ids + i * rec);
+    free(ids);
+}
+
 static void test_id_check(void **state)
 {
     (void)state;
@@ -261,6 +302,17 @@ static void test_open_creates_dirs(void **state)
     pst_queue_new_id(q, T0, id);
     assert_int_equal(pst_queue_create(q, id, &fd), PST_ERR_STATE);
     assert_int_equal(pst_queue_recover(q), PST_ERR_STATE);
+    assert_int_equal(pst_queue_remove(q, id), PST_ERR_STATE);
+    struct pst_envelope *e = make_env(id, 1);
+    assert_int_equal(pst_queue_update(q, e), PST_ERR_STATE);
+    /* the commit closes its fd even when it cannot run */
+    char *p = path_join(spool, "x");
+    fd = open(p, O_WRONLY | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(pst_queue_commit(q, fd, e), PST_ERR_STATE);
+    assert_int_equal(fcntl(fd, F_GETFD), -1);
+    free(p);
+    pst_envelope_free(e);
     pst_queue_close(q);
     pst_queue_close(NULL);
     free(in);
@@ -586,9 +638,9 @@ static void test_envelope_round_trip(void **state)
 }
 
 #define GOOD_RCPT "{\"addr\":\"b@x\",\"user\":\"b\",\"state\":\"pending\",\"last_reply\":null}"
-#define HEAD                                                                                      \
-    "\"v\":1,\"id\":\"0006176339D9300000013F2A\",\"sender\":\"a@x\",\"arrival\":1714564800,"      \
-    "\"client_addr\":\"192.0.2.1\",\"helo\":\"h\",\"smtputf8\":false,\"body_8bit\":true,"        \
+#define HEAD                                                                                       \
+    "\"v\":1,\"id\":\"0006176339D9300000013F2A\",\"sender\":\"a@x\",\"arrival\":1714564800,"       \
+    "\"client_addr\":\"192.0.2.1\",\"helo\":\"h\",\"smtputf8\":false,\"body_8bit\":true,"          \
     "\"tls\":false,\"next_attempt\":0"
 
 static void test_envelope_rejects(void **state)
@@ -658,8 +710,9 @@ static void test_envelope_rejects(void **state)
          "{" HEAD ",\"attempts\":0,\"rcpts\":[{\"addr\":\"b@x\",\"user\":\"b\","
          "\"state\":\"failed\",\"last_reply\":\"\\u001b[2J\"}]}",
          PST_ERR_SYNTAX},
-        {"bad utf-8", "{" HEAD ",\"attempts\":0,\"rcpts\":[{\"addr\":\"b\xff@x\",\"user\":\"b\","
-                      "\"state\":\"pending\",\"last_reply\":null}]}",
+        {"bad utf-8",
+         "{" HEAD ",\"attempts\":0,\"rcpts\":[{\"addr\":\"b\xff@x\",\"user\":\"b\","
+         "\"state\":\"pending\",\"last_reply\":null}]}",
          PST_ERR_SYNTAX},
         {"tls number",
          "{\"v\":1,\"id\":\"0006176339D9300000013F2A\",\"sender\":\"a@x\",\"arrival\":1,"
@@ -848,8 +901,8 @@ static void test_maildir_deliver(void **state)
     off_t before = lseek(fd, 0, SEEK_CUR);
     char *md = path_join(dir, "mail/bob");
     char name[512];
-    assert_int_equal(pst_maildir_deliver(md, fd, "mx/1:2", "alice@example.org",
-                                         "bob@example.com", T0 + 42, name, sizeof(name)),
+    assert_int_equal(pst_maildir_deliver(md, fd, "mx/1:2", "alice@example.org", "bob@example.com",
+                                         T0 + 42, name, sizeof(name)),
                      0);
     assert_int_equal(lseek(fd, 0, SEEK_CUR), before);
 
@@ -885,9 +938,8 @@ static void test_maildir_deliver(void **state)
 
     /* a second delivery in the same microsecond gets another name */
     char name2[512];
-    assert_int_equal(pst_maildir_deliver(md, fd, "mx", "", "bob@example.com", T0 + 42, name2,
-                                         sizeof(name2)),
-                     0);
+    assert_int_equal(
+        pst_maildir_deliver(md, fd, "mx", "", "bob@example.com", T0 + 42, name2, sizeof(name2)), 0);
     assert_string_not_equal(name, name2);
     assert_int_equal(count_entries(md, "new"), 2);
     assert_int_equal(count_entries(md, "tmp"), 0);
@@ -931,8 +983,7 @@ static void test_maildir_refuses(void **state)
     char small[16];
     assert_int_equal(pst_maildir_deliver(md, fd, "h", "a@b\r\nX: y", "c@d", T0, NULL, 0),
                      PST_ERR_INVAL);
-    assert_int_equal(pst_maildir_deliver(md, fd, "h", "a@b", "c@d\n", T0, NULL, 0),
-                     PST_ERR_INVAL);
+    assert_int_equal(pst_maildir_deliver(md, fd, "h", "a@b", "c@d\n", T0, NULL, 0), PST_ERR_INVAL);
     assert_int_equal(pst_maildir_deliver(md, fd, "h", "a@b", "c@d", T0, small, sizeof(small)),
                      PST_ERR_INVAL);
     assert_int_equal(pst_maildir_deliver(md, -1, "h", "a@b", "c@d", T0, NULL, 0), PST_ERR_INVAL);
@@ -950,6 +1001,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ids_unique_sorted),
+        cmocka_unit_test(test_ids_unique_across_threads),
         cmocka_unit_test(test_id_check),
         cmocka_unit_test_setup_teardown(test_open_creates_dirs, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_round_trip, setup_dir, teardown_dir),
