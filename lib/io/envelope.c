@@ -25,8 +25,8 @@ static const char *const state_names[] = {
 #define NSTATES (sizeof(state_names) / sizeof(state_names[0]))
 
 static const char *const env_keys[] = {
-    "v",        "id",       "sender",   "arrival",      "client_addr", "helo",
-    "smtputf8", "body_8bit", "tls",     "attempts",     "next_attempt", "rcpts", NULL,
+    "v",         "id",  "sender",   "arrival",      "client_addr", "helo", "smtputf8",
+    "body_8bit", "tls", "attempts", "next_attempt", "rcpts",       NULL,
 };
 static const char *const rcpt_keys[] = {"addr", "user", "state", "last_reply", NULL};
 

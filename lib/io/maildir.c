@@ -22,13 +22,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CHUNK        (64 * 1024)
-#define HOST_MAX     255
-#define TRIES        8
+#define CHUNK    (64 * 1024)
+#define HOST_MAX 255
+#define TRIES    8
 /* "SECONDS.M<usec>P<pid>Q<n>." with every number at its widest */
-#define BASE_FIXED   (20 + 2 + 6 + 1 + 10 + 1 + 10 + 1)
+#define BASE_FIXED (20 + 2 + 6 + 1 + 10 + 1 + 10 + 1)
 /* ",S=" and a 64-bit size */
-#define SIZE_SUFFIX  (3 + 20)
+#define SIZE_SUFFIX (3 + 20)
 
 /* Per-process delivery counter (the Q part of the name). */
 static atomic_uint delivery_counter;

@@ -57,16 +57,16 @@ enum pst_rcpt_state {
  * hold control characters (bytes below 0x20, 0x7f); last_reply may hold
  * CR, LF and TAB (multi-line replies) but no other control character. */
 struct pst_envelope_rcpt {
-    char *addr;       /* the address as accepted at RCPT, without <> */
-    char *user;       /* local user it maps to, or NULL (not local) */
+    char *addr; /* the address as accepted at RCPT, without <> */
+    char *user; /* local user it maps to, or NULL (not local) */
     enum pst_rcpt_state state;
     char *last_reply; /* last delivery result text, or NULL */
 };
 
 struct pst_envelope {
     char id[PST_QUEUE_ID_LEN + 1];
-    char *sender; /* reverse-path without <>, "" for the null sender */
-    int64_t arrival; /* seconds since the epoch */
+    char *sender;      /* reverse-path without <>, "" for the null sender */
+    int64_t arrival;   /* seconds since the epoch */
     char *client_addr; /* "192.0.2.1", or NULL (local submission) */
     char *helo;        /* or NULL */
     int smtputf8;
