@@ -679,6 +679,7 @@ class Postfix:
     def __init__(self, main=None, port=None, smtpd_max="-", base=None):
         self.port = port or free_port()
         self.dir = base or tempfile.mkdtemp(prefix="postern-pf-")
+        os.makedirs(self.dir, exist_ok=True)
         os.chmod(self.dir, 0o755)
         self.etc = os.path.join(self.dir, "etc")
         self.queue = os.path.join(self.dir, "queue")
