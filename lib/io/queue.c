@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -105,6 +106,10 @@ static int queue_open(const char *path, int readonly, struct pst_queue **out)
     q->spool_fd = pst_fsio_openat(AT_FDCWD, path, O_RDONLY | O_DIRECTORY, 0);
     if (q->spool_fd < 0) {
         rc = errno == ENOENT ? PST_ERR_NOTFOUND : PST_ERR_IO;
+        goto out;
+    }
+    if (!readonly && flock(q->spool_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK ? PST_ERR_AGAIN : PST_ERR_IO;
         goto out;
     }
     if (!readonly) {

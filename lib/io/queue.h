@@ -39,10 +39,10 @@
 #include <sys/types.h>
 
 #define PST_QUEUE_ID_LEN 24
-/* Envelope bounds. Note that the JSON cap binds first: a recipient costs
- * about 60 bytes of JSON plus its address, user and last reply, so a
- * 64 KiB envelope holds some hundreds of recipients, not 10000. */
-#define PST_ENVELOPE_MAX_JSON  (64 * 1024)
+/* Envelope bounds. A recipient costs about 60 bytes of JSON plus its
+ * address (at most 256), user and last reply (the daemon stores at most
+ * 512 bytes of it), so 4 MiB holds PST_ENVELOPE_MAX_RCPTS recipients. */
+#define PST_ENVELOPE_MAX_JSON  (4 * 1024 * 1024)
 #define PST_ENVELOPE_MAX_RCPTS 10000
 
 struct pst_queue;
@@ -79,7 +79,9 @@ struct pst_envelope {
 };
 
 /* Opens (creating the directories when missing, mode 0700) the spool at
- * path. Returns 0 or a PST_ERR_* code. */
+ * path and takes an exclusive lock on it (flock), so two daemons never
+ * share one spool. Returns 0, PST_ERR_AGAIN when another process holds
+ * the lock, or another PST_ERR_* code. */
 int pst_queue_open(const char *path, struct pst_queue **out);
 /* Opens an existing spool for reading only (the CLI): creates nothing;
  * PST_ERR_NOTFOUND when path, incoming/ or queue/ is missing. Functions

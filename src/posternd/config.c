@@ -12,7 +12,7 @@
  *  - unknown keys at every level are refused (with a "did you mean" hint for
  *    typos), as are wrong types: libconfig's auto-conversion stays off.
  *  - libconfig 1.5 reads an integer literal without the L suffix with
- *    atoi()/strtoul() and silently wraps values outside 32 bits
+ *    the C string-to-number calls and silently wraps values outside 32 bits
  *    (4294967396 becomes 100). A small lexical pass over the text refuses
  *    such literals before libconfig sees them; 2147483648L is fine.
  *  - @include is refused: one file is the whole configuration, so a reload

@@ -86,16 +86,19 @@ static void release(struct pstd_delivery *dl, const char *id)
 
 static const struct pst_user_conf *find_user(const struct pst_conf *c, const char *name)
 {
+    if (name == NULL)
+        return NULL;
     for (size_t i = 0; i < c->nusers; i++)
         if (strcmp(c->users[i].name, name) == 0)
             return &c->users[i];
     return NULL;
 }
 
+/* Keeps the last result, at most 512 bytes (the envelope stays small). */
 static void set_reply(struct pst_envelope_rcpt *r, const char *text)
 {
     free(r->last_reply);
-    r->last_reply = strdup(text);
+    r->last_reply = strndup(text, 512);
 }
 
 /* Delivers one queued message (worker thread). force: ignore next_attempt. */
@@ -132,7 +135,7 @@ static void deliver_one(struct pstd_delivery *dl, const char *id, int force)
         const struct pst_user_conf *u = find_user(conf, r->user);
         if (u == NULL) {
             log_warn("delivery %s: to=<%s> user %s is not configured; deferred", id, r->addr,
-                     r->user);
+                     r->user ? r->user : "(none)");
             set_reply(r, "user not configured");
             pending++;
             continue;

@@ -106,6 +106,7 @@ int main(int argc, char **argv)
     struct pstd d;
     memset(&d, 0, sizeof(d));
     d.conf_path = embedded ? NULL : conf_path;
+    int status = 1;
     if (pstd_mkdirs(conf->spool) != 0 || pstd_mkdirs(conf->mail_root) != 0) {
         log_err("cannot create %s or %s: %s", conf->spool, conf->mail_root, strerror(errno));
         pst_conf_free(conf);
@@ -119,9 +120,12 @@ int main(int argc, char **argv)
     }
     int rc = pst_queue_open(conf->spool, &d.queue);
     if (rc != 0) {
-        log_err("cannot open the spool %s: %s: %s", conf->spool, pst_strerror(rc),
-                strerror(errno));
-        return 1;
+        if (rc == PST_ERR_AGAIN)
+            log_err("the spool %s is in use by another posternd", conf->spool);
+        else
+            log_err("cannot open the spool %s: %s: %s", conf->spool, pst_strerror(rc),
+                    strerror(errno));
+        goto out;
     }
     rc = pst_queue_recover(d.queue);
     if (rc < 0)
@@ -138,22 +142,22 @@ int main(int argc, char **argv)
     d.delivery = pstd_delivery_new(&d);
     if (!d.base || !d.iptab || !d.commit_pool || !d.deliver_pool || !d.spool || !d.delivery) {
         log_err("out of memory at start");
-        return 1;
+        goto out;
     }
     if (pstd_listen(&d, err, sizeof(err)) != 0) {
         log_err("%s", err);
-        return 1;
+        goto out;
     }
     if (pstd_signals(&d) != 0) {
         log_err("cannot install signal handlers");
-        return 1;
+        goto out;
     }
     if (conf->run_user != NULL && geteuid() == 0) {
         /* the spool and the mail root must stay writable after the switch */
         struct passwd *pw = getpwnam(conf->run_user);
         if (pw == NULL) {
             log_err("run_as: no such user %s", conf->run_user);
-            return 1;
+            goto out;
         }
         const char *dirs[] = {conf->spool, conf->mail_root};
         for (size_t i = 0; i < 2; i++) {
@@ -167,7 +171,8 @@ int main(int argc, char **argv)
         }
     }
     if (drop_privileges(conf->run_user) != 0)
-        return 1;
+        goto out;
+
 
     log_info("posternd %s started with %s", PST_VERSION, conf->source);
     if (embedded) {
@@ -186,7 +191,9 @@ int main(int argc, char **argv)
         event_add(retry_timer, &tv);
 
     event_base_dispatch(d.base);
+    status = 0;
 
+out:
     /* orderly end: no sessions remain; let commits and deliveries finish */
     if (retry_timer != NULL)
         event_free(retry_timer);
@@ -199,8 +206,9 @@ int main(int argc, char **argv)
     pstd_iptab_free(d.iptab);
     pst_queue_close(d.queue);
     pstd_conf_put(&d, d.cur);
-    event_base_free(d.base);
+    if (d.base != NULL)
+        event_base_free(d.base);
     libevent_global_shutdown();
-    log_info("stopped");
-    return 0;
+    log_info("%s", status == 0 ? "stopped" : "not started");
+    return status;
 }
