@@ -67,9 +67,14 @@ struct pst_smtp_param {
  *  RCPT TO:<Postmaster> (no domain, RFC 5321 4.1.1.3) gives
  *             local = "postmaster", domain = "".
  *  BDAT:      bdat_size and bdat_last (the LAST keyword).
- *  VRFY/EXPN/HELP/NOOP/AUTH: arg = the rest of the line or NULL.
- *  DATA/RSET/QUIT/STARTTLS: no argument allowed (501 otherwise);
- *             RSET/NOOP/HELP ignore none, see RFC 5321 4.1.1.
+ *  VRFY/EXPN/AUTH: arg = the rest of the line; required (501 5.5.4
+ *             without, RFC 5321 4.1.1.6-7, RFC 4954 4).
+ *  HELP/NOOP: arg = the rest of the line or NULL (RFC 5321 4.1.1.8-9:
+ *             NOOP's parameter string is accepted and ignored).
+ *  DATA/RSET/QUIT/STARTTLS: no argument allowed (501 5.5.4 otherwise).
+ *
+ * Leniencies (see smtp_cmd.c): one SP after "FROM:"/"TO:", SP/HTAB at the
+ * end of the line, several SP between ESMTP parameters.
  */
 struct pst_smtp_cmd {
     enum pst_smtp_verb verb;
@@ -89,11 +94,15 @@ struct pst_smtp_cmd {
  * Parses one command line (without its CRLF; the caller has already
  * checked that the line ended in CRLF and that it is within the line
  * limit). Returns 0 and fills *cmd, or PST_ERR_SYNTAX / PST_ERR_NOMEM /
- * PST_ERR_NUL and fills *why with the reply to send (500 5.5.2 for an
- * unknown verb or garbage, 501 5.5.4 for bad arguments, 501 5.1.7 / 5.1.3
- * for a bad sender / recipient address, 555 5.5.4 for malformed ESMTP
- * parameters). Domains are checked as RFC 5321 Domain / address-literal
- * (IPv4, IPv6 via inet_pton, General-address-literal refused).
+ * PST_ERR_NUL / PST_ERR_TOOBIG (a line over 64 KiB, far above any sane
+ * limit) and fills *why with the reply to send (500 5.5.2 for an unknown
+ * verb, garbage, a NUL or another control octet but HTAB, 501 5.5.4 for
+ * bad arguments, 501 5.1.7 / 5.1.3 for a bad sender / recipient address,
+ * 555 5.5.4 for malformed ESMTP parameters or more than
+ * PST_SMTP_MAX_PARAMS, 451 4.3.0 when out of memory). Domains are checked
+ * as RFC 5321 Domain / address-literal (IPv4, IPv6 via inet_pton,
+ * General-address-literal refused). *cmd is written only on success and
+ * whatever it held before is not freed: clear it before reusing it.
  */
 int pst_smtp_cmd_parse(const char *line, size_t len, struct pst_smtp_cmd *cmd,
                        struct pst_smtp_perr *why);
@@ -113,13 +122,17 @@ struct pst_smtp_mail_params {
 /*
  * Checks the parameters of a parsed MAIL command. Returns 0 and fills *out,
  * or PST_ERR_SYNTAX with *why: 555 5.5.4 for an unknown or repeated
- * parameter or a bad value, 553 5.6.7 for a non-ASCII path without
- * SMTPUTF8 (RFC 6531 3.4). A SIZE above max_size is *not* an error here:
+ * parameter or a bad value, 550 5.6.7 for a non-ASCII path without
+ * SMTPUTF8 (RFC 6531 3.4, and 3.5 for the code: 550 for MAIL, 553 for
+ * RCPT). A SIZE above max_size is *not* an error here:
  * the caller compares out->size and answers 552 5.3.4 (RFC 1870 6.1).
+ * PST_ERR_INVAL when cmd is not a MAIL command.
  */
 int pst_smtp_mail_params(const struct pst_smtp_cmd *cmd, struct pst_smtp_mail_params *out,
                          struct pst_smtp_perr *why);
-/* Same for RCPT: no parameters are offered yet, so any is 555 5.5.4. */
+/* Same for RCPT: no parameters are offered yet, so any is 555 5.5.4; a
+ * non-ASCII path when the transaction has no SMTPUTF8 (smtputf8 == 0) is
+ * 553 5.6.7 (RFC 6531 3.5). PST_ERR_INVAL when cmd is not RCPT. */
 int pst_smtp_rcpt_params(const struct pst_smtp_cmd *cmd, int smtputf8, struct pst_smtp_perr *why);
 
 /*
@@ -127,12 +140,17 @@ int pst_smtp_rcpt_params(const struct pst_smtp_cmd *cmd, int smtputf8, struct ps
  * printf-style arguments; any CR, LF or other control octet it contains is
  * replaced by '?', so a client-supplied string can never end a reply
  * early. enh may be NULL (no enhanced code, as in the 220 greeting).
- * Returns 0, PST_ERR_TOOBIG or PST_ERR_NOMEM.
+ * The line is kept within 512 octets with its CRLF (RFC 5321 4.5.3.1.5):
+ * longer text is cut at a UTF-8 character boundary. Empty text gives
+ * "CODE ENH\r\n". Appends all or nothing. Returns 0, PST_ERR_TOOBIG,
+ * PST_ERR_NOMEM, or PST_ERR_INVAL for a code outside 200-559 or an enh
+ * that is not class.subject.detail (RFC 3463 2) with the code's class.
  */
 int pst_smtp_reply(struct pst_buf *out, int code, const char *enh, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Appends a multi-line reply: "CODE-line1\r\n ... CODE lineN\r\n" (RFC 5321
- * 4.2.1), no enhanced code (EHLO and greeting style). n >= 1. */
+ * 4.2.1), no enhanced code (EHLO and greeting style). n >= 1. Lines are
+ * cleaned and cut like pst_smtp_reply's text; all or nothing. */
 int pst_smtp_reply_lines(struct pst_buf *out, int code, const char *const *lines, size_t n);
 
 /*
@@ -167,7 +185,7 @@ struct pst_smtp_data {
     uint64_t bare_eol;  /* number of bare CR or LF seen */
     uint64_t nul;       /* number of NUL octets seen */
     uint64_t out_bytes; /* message bytes produced so far */
-    int done;           /* DOT mode: end of data seen */
+    int done;           /* DOT: end of data seen; RAW: finish called */
 };
 
 void pst_smtp_data_init(struct pst_smtp_data *d, enum pst_smtp_data_mode mode, int flags);
@@ -180,12 +198,16 @@ void pst_smtp_data_init(struct pst_smtp_data *d, enum pst_smtp_data_mode mode, i
  * command. Returns 1 when the end of data was seen, 0 when more is needed,
  * PST_ERR_TOOBIG when out is full (nothing of this call is lost: *consumed
  * tells what was used; the caller empties out and calls again), or
- * PST_ERR_STATE when called after the end.
+ * PST_ERR_STATE when called after the end. A call may use no input and
+ * still write output that an earlier call left pending. out must be able
+ * to hold at least 2 bytes (a CRLF), else PST_ERR_INVAL.
  */
 int pst_smtp_data_feed(struct pst_smtp_data *d, const char *in, size_t len, size_t *consumed,
                        struct pst_buf *out);
 /* RAW mode at the end of the last chunk: a CR left pending at the very end
- * counts as bare. Returns 0. */
+ * counts as bare and is written (as CRLF with NORMALIZE); feeding after it
+ * is PST_ERR_STATE. Returns 0, or PST_ERR_TOOBIG / PST_ERR_NOMEM when out
+ * has no room (empty it and call again). Does nothing in DOT mode. */
 int pst_smtp_data_finish(struct pst_smtp_data *d, struct pst_buf *out);
 
 #endif
