@@ -46,11 +46,18 @@ def daemon(tmp_path, cert, request):
 
     problems = []
     for d in started:
+        was_running = d.running()
         try:
-            d.stop()
+            rc = d.stop()
         except Exception as e:  # still look at the sanitizer output
             problems.append(f"stopping posternd failed: {e!r}")
             d.kill()
+            rc = None
+        if was_running and rc != 0:
+            problems.append(f"posternd exit status {rc} on SIGTERM (None: had to be killed)")
+        elif d.proc is not None and not was_running and d.proc.returncode < 0 \
+                and not d.killed_by_test:
+            problems.append(f"posternd died of signal {-d.proc.returncode} during the test")
         found = d.sanitizer_reports()
         if found:
             problems.append(f"posternd stderr has {', '.join(found)}:\n{d.stderr()[-8000:]}")

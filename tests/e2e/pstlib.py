@@ -432,7 +432,8 @@ class Daemon:
         self.stderr_path = os.path.join(workdir, "posternd.stderr")
         self.proc = None
         self.clients = []
-        self.runs = []  # stderr texts of earlier runs (restarts)
+        self.killed_by_test = False
+        self.terminating = False
         self.write_config(conf)
 
     # -- configuration
@@ -473,6 +474,8 @@ class Daemon:
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         self._stderr = open(self.stderr_path, "ab")
         self._stderr_start = self._stderr.tell()
+        self.killed_by_test = False
+        self.terminating = False
         self.proc = subprocess.Popen([posternd_bin()] + (args or ["-c", self.config_path]),
                                      stdin=subprocess.DEVNULL, stdout=self._stderr,
                                      stderr=self._stderr, cwd=self.workdir, env=env)
@@ -527,6 +530,8 @@ class Daemon:
         return self.proc is not None and self.proc.poll() is None
 
     def signal(self, sig):
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            self.terminating = True
         self.proc.send_signal(sig)
 
     def hup(self):
@@ -548,7 +553,8 @@ class Daemon:
         self.clients = []
         rc = self.proc.poll()
         if rc is None:
-            self.proc.send_signal(signal.SIGTERM)
+            if not self.terminating:  # a second SIGTERM may mean "now"
+                self.proc.send_signal(signal.SIGTERM)
             grace = self.conf.get("timeouts", {}).get("shutdown_grace", 30)
             rc = self.wait_exit(timeout if timeout is not None else grace + 10)
             if rc is None:
@@ -558,6 +564,7 @@ class Daemon:
 
     def kill(self):
         """SIGKILL, like a crash."""
+        self.killed_by_test = True
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)

@@ -255,6 +255,7 @@ def test_log_line_per_session_with_client_address(mta):
 
 def port_free(port):
     s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binds
     try:
         s.bind(("127.0.0.1", port))
         return True
@@ -265,8 +266,12 @@ def port_free(port):
 
 
 def test_embedded_default_delivers_postmaster(tmp_path):
-    if not (port_free(2525) and port_free(4650)):
-        pytest.fail("ports 2525/4650 are taken; the embedded default needs them")
+    # its ports are fixed: wait a little for another `make run` to end
+    deadline = time.monotonic() + 10
+    while not (port_free(2525) and port_free(4650)):
+        if time.monotonic() > deadline:
+            pytest.fail("ports 2525/4650 are taken; the embedded default needs them")
+        time.sleep(0.2)
     d = Daemon(str(tmp_path), {"hostname": "localhost",
                               "listeners": [{"address": "127.0.0.1", "port": 2525, "mode": "smtp"},
                                             {"address": "127.0.0.1", "port": 4650, "mode": "tls"}],

@@ -1,5 +1,6 @@
 """STARTTLS (RFC 3207) and implicit TLS, with Python's ssl as the client."""
 import ssl
+import time
 import uuid
 
 import pytest
@@ -186,3 +187,23 @@ def test_generated_certificate(daemon, tmp_path):
     c.starttls(client_tls_context())
     c.ehlo()
     assert c.cmd("NOOP").code == 250
+
+
+# -- handshake timeout
+
+def test_implicit_tls_handshake_timeout(daemon):
+    d = daemon(timeouts={"tls_handshake": 2})
+    c = Client(d.port("tls"))
+    t0 = time.monotonic()
+    assert c.closed(6)
+    assert time.monotonic() - t0 >= 1.5
+
+
+def test_starttls_handshake_timeout(daemon):
+    d = daemon(timeouts={"tls_handshake": 2})
+    c = d.connect()
+    c.ehlo()
+    assert c.cmd("STARTTLS").code == 220
+    t0 = time.monotonic()
+    assert c.closed(6)
+    assert time.monotonic() - t0 >= 1.5
