@@ -55,8 +55,16 @@ def delivered_ids(maildir):
     return [i.decode() for i in ids]
 
 
-def test_kill9_loses_no_acknowledged_message(daemon):
-    d = daemon()
+def test_kill9_loses_no_acknowledged_message(daemon, capsys):
+    check_kill9(daemon(), capsys, "durability")
+
+
+def test_kill9_again_during_recovery(daemon, capsys):
+    # the restarted daemon is killed again while it delivers the backlog
+    check_kill9(daemon(), capsys, "durability (killed twice)", kill_during_recovery=True)
+
+
+def check_kill9(d, capsys, label, kill_during_recovery=False):
     acked, sent, stop = [], [], threading.Event()
     threads = [threading.Thread(target=sender, args=(d.port(), f"t{i}", acked, sent, stop),
                                 daemon=True) for i in range(THREADS)]
@@ -70,6 +78,10 @@ def test_kill9_loses_no_acknowledged_message(daemon):
         t.join(10)
     assert acked, f"no message was acknowledged before the kill:\n{d.stderr()[-3000:]}"
     d.start()
+    if kill_during_recovery:
+        time.sleep(0.05)
+        d.kill()
+        d.start()
     # wait for the queue to drain and every acknowledged message to arrive
     deadline = time.monotonic() + 60
     want = set(acked)
@@ -88,11 +100,12 @@ def test_kill9_loses_no_acknowledged_message(daemon):
         time.sleep(0.2)
     dups = {u: len(got[u]) - len(set(got[u])) for u in got}
     extra = {u: len(set(got[u]) - set(sent)) for u in got}
-    print(f"\ndurability: sent {len(sent)}, acked {len(acked)} (at kill {acked_at_kill}), "
-          f"delivered alice {len(set(got['alice']))} bob {len(set(got['bob']))}, "
-          f"duplicates alice {dups['alice']} bob {dups['bob']}, "
-          f"delivered but not acked alice {len(set(got['alice']) - want)}, "
-          f"still queued {'?' if queued is None else len(queued)}")
+    with capsys.disabled():  # shown in every run, not only on failure
+        print(f"\n{label}: sent {len(sent)}, acked {len(acked)} (at kill {acked_at_kill}), "
+              f"delivered alice {len(set(got['alice']))} bob {len(set(got['bob']))}, "
+              f"duplicates alice {dups['alice']} bob {dups['bob']}, "
+              f"delivered but not acked alice {len(set(got['alice']) - want)}, "
+              f"still queued {'?' if queued is None else len(queued)}")
     assert not missing["alice"] and not missing["bob"], \
         f"acknowledged but lost: alice {sorted(missing['alice'])[:10]} bob {sorted(missing['bob'])[:10]}"
     assert extra == {"alice": 0, "bob": 0}, "delivered messages that were never sent"

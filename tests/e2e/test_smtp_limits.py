@@ -285,3 +285,34 @@ def test_many_connections_then_limit_recovers(daemon):
         c.close()
     time.sleep(0.3)
     d.connect()
+
+
+# -- bad input never kills the session or the daemon
+
+def test_nul_in_command_is_refused(mta):
+    c = mta.connect()
+    r = c.cmd("NOOP\x00x")
+    assert r.code in (500, 501), r
+    assert c.cmd("NOOP").line == "250 2.0.0 Ok"
+
+
+def test_binary_garbage_gets_500(mta):
+    c = mta.connect()
+    c.send(bytes(range(1, 256)).replace(b"\r", b"").replace(b"\n", b"") + b"\r\n")
+    assert c.reply().code == 500
+    assert c.cmd("NOOP").line == "250 2.0.0 Ok"
+
+
+def test_disconnect_in_the_middle_of_a_command(mta):
+    c = mta.connect()
+    c.send(b"MAIL FROM:<half")
+    c.close()
+    d = mta.connect()
+    assert d.cmd("NOOP").line == "250 2.0.0 Ok"
+
+
+def test_invalid_utf8_address_refused(mta):
+    c = mta.connect()
+    c.ehlo()
+    c.send(b"MAIL FROM:<\xff\xfe@remote.test> SMTPUTF8\r\n")
+    assert c.reply().line.startswith("501 5.1.7 ")
