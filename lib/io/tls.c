@@ -62,8 +62,8 @@ int pst_tls_server_ctx(const char *cert_file, const char *key_file, SSL_CTX **ou
 }
 
 /* Writes a PEM object to path atomically with the given mode. */
-static int write_pem(const char *path, mode_t mode, int (*wr)(FILE *, void *), void *obj,
-                     char *err, size_t errlen)
+static int write_pem(const char *path, mode_t mode, int (*wr)(FILE *, void *), void *obj, char *err,
+                     size_t errlen)
 {
     char tmp[4096];
     int n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);

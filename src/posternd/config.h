@@ -45,8 +45,8 @@ enum pst_log_target {
 struct pst_conf {
     char *source; /* file name, or "(embedded default)" */
 
-    char *hostname; /* our name in the greeting, EHLO and Received */
-    char *spool;    /* spool directory (queue lives below it) */
+    char *hostname;  /* our name in the greeting, EHLO and Received */
+    char *spool;     /* spool directory (queue lives below it) */
     char *mail_root; /* default parent of users' Maildirs: <mail_root>/<user>/ */
     char *run_user;  /* user to switch to after binding, NULL = stay */
 
@@ -71,20 +71,20 @@ struct pst_conf {
     char *catchall;   /* user receiving unknown local parts, NULL = none */
 
     /* limits */
-    uint64_t message_size;       /* bytes, SIZE advertised */
-    unsigned max_recipients;     /* per message */
-    unsigned line_length;        /* command line, bytes including CRLF */
-    unsigned max_bad_commands;   /* unknown or bad commands before 421 */
-    unsigned max_sessions;       /* concurrent sessions */
+    uint64_t message_size;     /* bytes, SIZE advertised */
+    unsigned max_recipients;   /* per message */
+    unsigned line_length;      /* command line, bytes including CRLF */
+    unsigned max_bad_commands; /* unknown or bad commands before 421 */
+    unsigned max_sessions;     /* concurrent sessions */
     unsigned max_sessions_per_ip;
     enum pst_bare_eol_policy bare_eol;
 
     /* timeouts in seconds (RFC 5321 4.5.3.2) */
-    unsigned timeout_command;   /* waiting for a command line (4.5.3.2.7: 5 min) */
-    unsigned timeout_data;      /* waiting for the next data block (3 min) */
-    unsigned timeout_tls;       /* TLS handshake */
-    unsigned shutdown_grace;    /* SIGTERM: time sessions get to finish */
-    unsigned retry_interval;    /* local delivery retry after a temporary failure */
+    unsigned timeout_command; /* waiting for a command line (4.5.3.2.7: 5 min) */
+    unsigned timeout_data;    /* waiting for the next data block (3 min) */
+    unsigned timeout_tls;     /* TLS handshake */
+    unsigned shutdown_grace;  /* SIGTERM: time sessions get to finish */
+    unsigned retry_interval;  /* local delivery retry after a temporary failure */
 };
 
 /*

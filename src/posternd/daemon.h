@@ -69,8 +69,8 @@ void pstd_listeners_free(struct pstd *d);
 int pstd_signals(struct pstd *d);
 void pstd_signals_free(struct pstd *d);
 void pstd_reload(struct pstd *d);
-int pstd_mkdirs(const char *path);      /* mkdir -p, mode 0755 */
-int pstd_mkdirs_for(const char *file);  /* mkdir -p of the file's directory */
+int pstd_mkdirs(const char *path);                  /* mkdir -p, mode 0755 */
+int pstd_mkdirs_for(const char *file);              /* mkdir -p of the file's directory */
 struct pstd_confref *pstd_conf_get(struct pstd *d); /* takes a reference */
 void pstd_conf_put(struct pstd *d, struct pstd_confref *ref);
 struct pstd_iptab *pstd_iptab_new(void);

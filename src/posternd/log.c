@@ -49,9 +49,10 @@ void pstd_log(enum pstd_log_level level, const char *fmt, ...)
         gettimeofday(&tv, NULL);
         struct tm tm;
         gmtime_r(&tv.tv_sec, &tm);
-        n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ posternd[%d]: %s: %s\n",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (long)(tv.tv_usec / 1000), (int)getpid(), names[level], msg);
+        n = snprintf(line, sizeof(line),
+                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ posternd[%d]: %s: %s\n",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (long)(tv.tv_usec / 1000), (int)getpid(), names[level], msg);
     } else {
         n = snprintf(line, sizeof(line), "<%d>%s: %s\n", (int)level, names[level], msg);
     }

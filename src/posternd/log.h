@@ -14,7 +14,8 @@ enum pstd_log_level {
 };
 
 void pstd_log_init(int use_syslog, int debug);
-void pstd_log(enum pstd_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void pstd_log(enum pstd_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #define log_err(...)   pstd_log(PSTD_LOG_ERR, __VA_ARGS__)
 #define log_warn(...)  pstd_log(PSTD_LOG_WARNING, __VA_ARGS__)

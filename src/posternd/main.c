@@ -173,7 +173,6 @@ int main(int argc, char **argv)
     if (drop_privileges(conf->run_user) != 0)
         goto out;
 
-
     log_info("posternd %s started with %s", PST_VERSION, conf->source);
     if (embedded) {
         const struct pst_listener_conf *l = &conf->listeners[0];

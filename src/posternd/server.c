@@ -74,13 +74,11 @@ struct pstd_confref *pstd_confref_make(struct pst_conf *conf, char *err, size_t 
                 pst_tls_make_selfsigned(conf->tls_cert, conf->tls_key, conf->hostname, 365, err,
                                         errlen) != 0) {
                 if (err[0] == '\0')
-                    snprintf(err, errlen, "cannot create %s: %s", conf->tls_cert,
-                             strerror(errno));
+                    snprintf(err, errlen, "cannot create %s: %s", conf->tls_cert, strerror(errno));
                 free(r);
                 return NULL;
             }
-            log_info("made a self-signed certificate for %s in %s", conf->hostname,
-                     conf->tls_cert);
+            log_info("made a self-signed certificate for %s in %s", conf->hostname, conf->tls_cert);
         }
         if (pst_tls_server_ctx(conf->tls_cert, conf->tls_key, &r->tls, err, errlen) != 0) {
             free(r);
@@ -307,8 +305,8 @@ int pstd_listen(struct pstd *d, char *err, size_t errlen)
         /* "::" and "0.0.0.0" on one port are two listeners, so keep them apart */
         if (ss.ss_family == AF_INET6)
             flags |= LEV_OPT_BIND_IPV6ONLY;
-        l->lev = evconnlistener_new_bind(d->base, on_accept, l, flags,
-                                         1024, (struct sockaddr *)&ss, (int)sl);
+        l->lev = evconnlistener_new_bind(d->base, on_accept, l, flags, 1024, (struct sockaddr *)&ss,
+                                         (int)sl);
         d->nlisteners = i + 1;
         if (l->lev == NULL) {
             snprintf(err, errlen, "cannot listen on [%s]:%d: %s", lc->address, lc->port,

@@ -106,13 +106,30 @@ struct session {
     int gone;    /* the client went away while busy */
     int waiting_output;
     unsigned messages;
+    struct event *close_ev;             /* frees a closing session once flushed */
+    struct evbuffer_cb_entry *under_cb; /* watches the socket below a STARTTLS filter */
+    int depth;                          /* callbacks of this session on the stack */
+    int free_pending;                   /* freed when depth returns to 0 */
 };
 
 static void session_free(struct session *s);
+static void session_release(struct session *s);
 static void process(struct session *s);
+
+/* Every callback into a session is bracketed by ENTER and LEAVE, so a
+ * session that ends deep inside (QUIT, a limit, an error) is freed only
+ * when the outermost callback returns, never under a caller's feet. */
+#define ENTER(s) ((s)->depth++)
+#define LEAVE(s)                                                                                   \
+    do {                                                                                           \
+        if (--(s)->depth == 0 && (s)->free_pending)                                                \
+            session_release(s);                                                                    \
+    } while (0)
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
+static void under_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
+static void on_close_ev(evutil_socket_t fd, short what, void *arg);
 
 static void set_timeout(struct session *s, unsigned seconds)
 {
@@ -148,20 +165,60 @@ static void reply(struct session *s, int code, const char *enh, const char *fmt,
     pst_buf_free(b);
 }
 
+/* A closing session is freed once everything it wrote has left: the
+ * bufferevent's output and, under a STARTTLS filter, the output of the
+ * socket bufferevent below it (freeing the filter earlier would drop the
+ * last replies, such as the 250 before a pipelined QUIT's 221). A client
+ * that stops reading gets timeout_command seconds, then is dropped. */
+static void close_when_flushed(struct session *s)
+{
+    if (s->busy)
+        return;
+    if (s->bev == NULL || s->gone) {
+        session_free(s);
+        return;
+    }
+    if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
+        return; /* on_write calls again */
+    struct bufferevent *under = bufferevent_get_underlying(s->bev);
+    if (under != NULL && evbuffer_get_length(bufferevent_get_output(under)) > 0) {
+        if (s->under_cb == NULL) {
+            s->under_cb = evbuffer_add_cb(bufferevent_get_output(under), under_drained, s);
+            struct timeval tv = {.tv_sec = s->conf->timeout_command, .tv_usec = 0};
+            event_add(s->close_ev, &tv);
+        }
+        return;
+    }
+    session_free(s);
+}
+
+static void under_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct session *s = arg;
+    (void)info;
+    if (evbuffer_get_length(buf) == 0)
+        event_active(s->close_ev, EV_READ, 0);
+}
+
+static void on_close_ev(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+    (void)fd;
+    ENTER(s);
+    if (what & EV_TIMEOUT)
+        s->gone = 1; /* the client did not take our last words */
+    close_when_flushed(s);
+    LEAVE(s);
+}
+
 static void session_close(struct session *s)
 {
     if (s->closing)
         return;
     s->closing = 1;
-    if (s->bev == NULL || s->gone) {
-        if (!s->busy)
-            session_free(s);
-        return;
-    }
-    bufferevent_disable(s->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 && !s->busy)
-        session_free(s);
-    /* otherwise on_write frees once the output has drained */
+    if (s->bev != NULL && !s->gone)
+        bufferevent_disable(s->bev, EV_READ);
+    close_when_flushed(s);
 }
 
 /* Counts a bad command; ends the session past the limit. Returns 1 when
@@ -269,8 +326,8 @@ static int start_message(struct session *s)
     rfc5322_date(date, sizeof(date), tv.tv_sec);
     /* RFC 3848 / RFC 6531 4.3: the "with" protocol names */
     const char *proto = s->mp.smtputf8 ? (s->tls ? "UTF8SMTPS" : "UTF8SMTP")
-                        : s->esmtp    ? (s->tls ? "ESMTPS" : "ESMTP")
-                                      : (s->tls ? "SMTPS" : "SMTP");
+                        : s->esmtp     ? (s->tls ? "ESMTPS" : "ESMTP")
+                                       : (s->tls ? "SMTPS" : "SMTP");
     pst_buf_addf(s->wbuf, "Received: from %s ([%s])\r\n\tby %s (postern) with %s id %s\r\n",
                  s->helo ? s->helo : "unknown", s->ip, s->conf->hostname, proto, s->id);
     if (s->tls)
@@ -293,6 +350,7 @@ static void commit_done(void *arg, int rc)
 {
     struct commit_ctx *cc = arg;
     struct session *s = cc->s;
+    ENTER(s);
     s->busy = 0;
     s->spool_fd = -1; /* closed by the commit */
     if (rc == 0) {
@@ -311,13 +369,12 @@ static void commit_done(void *arg, int rc)
     free(cc);
     s->id[0] = '\0';
     reset_transaction(s);
-    if (s->gone || (s->closing && (s->bev == NULL ||
-                                   evbuffer_get_length(bufferevent_get_output(s->bev)) == 0))) {
-        session_free(s);
-        return;
-    }
-    if (!s->closing)
+    if (s->gone || s->closing) {
+        close_when_flushed(s);
+    } else {
         process(s);
+    }
+    LEAVE(s);
 }
 
 /* The message's data has ended: refuse it or hand it to the spool. */
@@ -481,8 +538,17 @@ static int process_bdat(struct session *s)
         return 1;
     }
     size_t before = pst_buf_len(s->wbuf);
-    pst_smtp_data_finish(&s->data, s->wbuf);
+    int frc = pst_smtp_data_finish(&s->data, s->wbuf);
+    if (frc == PST_ERR_TOOBIG) {
+        /* the buffer was full: write it out and finish again */
+        account(s, before);
+        flush_spool(s);
+        before = pst_buf_len(s->wbuf);
+        frc = pst_smtp_data_finish(&s->data, s->wbuf);
+    }
     account(s, before);
+    if (frc < 0)
+        s->write_err = 1;
     end_of_message(s);
     return 1;
 }
@@ -770,7 +836,7 @@ static void handle_line(struct session *s, const char *line, size_t len)
  * runs out or the session has to wait. */
 static void process(struct session *s)
 {
-    while (!s->busy && !s->closing && !s->gone) {
+    while (!s->busy && !s->closing && !s->gone && !s->free_pending) {
         if (s->state == S_STARTTLS || s->state == S_TLS_ACCEPT)
             return;
         struct evbuffer *out = bufferevent_get_output(s->bev);
@@ -839,23 +905,25 @@ static void process(struct session *s)
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
+    struct session *s = arg;
     (void)bev;
-    process(arg);
+    ENTER(s);
+    process(s);
+    LEAVE(s);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
     struct session *s = arg;
     (void)bev;
+    ENTER(s);
     if (s->closing) {
-        if (!s->busy)
-            session_free(s);
-        return;
-    }
-    if (s->waiting_output) {
+        close_when_flushed(s);
+    } else if (s->waiting_output) {
         s->waiting_output = 0;
         process(s);
     }
+    LEAVE(s);
 }
 
 static void greet(struct session *s)
@@ -868,10 +936,19 @@ static void greet(struct session *s)
     reply(s, 220, NULL, "%s ESMTP postern", s->conf->hostname);
 }
 
+static void on_event_body(struct session *s, short what);
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct session *s = arg;
     (void)bev;
+    ENTER(s);
+    on_event_body(s, what);
+    LEAVE(s);
+}
+
+static void on_event_body(struct session *s, short what)
+{
     if (what & BEV_EVENT_CONNECTED) {
         /* a TLS handshake finished */
         SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
@@ -907,19 +984,18 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         while ((e = bufferevent_get_openssl_error(s->bev)) != 0)
             ERR_error_string_n(e, buf, sizeof(buf));
         if (buf[0])
-            log_info("session %llu %s: TLS error: %s", (unsigned long long)s->serial, s->ip,
-                     buf);
+            log_info("session %llu %s: TLS error: %s", (unsigned long long)s->serial, s->ip, buf);
         else if (EVUTIL_SOCKET_ERROR() == 0)
             log_info("session %llu %s: connection closed by the client%s",
                      (unsigned long long)s->serial, s->ip, s->tls ? " (no TLS close_notify)" : "");
         else
-            log_info("session %llu %s: connection error: %s", (unsigned long long)s->serial,
-                     s->ip, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+            log_info("session %llu %s: connection error: %s", (unsigned long long)s->serial, s->ip,
+                     evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         s->gone = 1;
     } else if (what & BEV_EVENT_EOF) {
         if (!s->closing)
-            log_info("session %llu %s: client disconnected%s", (unsigned long long)s->serial,
-                     s->ip, s->have_mail ? " in a transaction" : "");
+            log_info("session %llu %s: client disconnected%s", (unsigned long long)s->serial, s->ip,
+                     s->have_mail ? " in a transaction" : "");
         s->gone = 1;
     }
     if (s->gone) {
@@ -985,8 +1061,14 @@ struct session *session_new(struct pstd *d, int fd, const struct pst_listener_co
     s->lc.address = NULL;
     s->spool_fd = -1;
     s->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (s->bev == NULL) {
-        close(fd);
+    s->close_ev = event_new(d->base, -1, 0, on_close_ev, s);
+    if (s->bev == NULL || s->close_ev == NULL) {
+        if (s->bev != NULL)
+            bufferevent_free(s->bev);
+        else
+            close(fd);
+        if (s->close_ev != NULL)
+            event_free(s->close_ev);
         pstd_conf_put(d, s->cr);
         free(s);
         return NULL;
@@ -1034,11 +1116,29 @@ void session_shutdown(struct session *s)
 
 static void session_free(struct session *s)
 {
+    if (s->depth > 0) {
+        s->free_pending = 1;
+        if (s->bev != NULL)
+            bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+        return;
+    }
+    session_release(s);
+}
+
+static void session_release(struct session *s)
+{
     struct pstd *d = s->d;
     log_info("session %llu %s: disconnect, %u message%s", (unsigned long long)s->serial, s->ip,
              s->messages, s->messages == 1 ? "" : "s");
     reset_transaction(s);
     free(s->helo);
+    if (s->under_cb != NULL) {
+        struct bufferevent *under = bufferevent_get_underlying(s->bev);
+        if (under != NULL)
+            evbuffer_remove_cb_entry(bufferevent_get_output(under), s->under_cb);
+    }
+    if (s->close_ev)
+        event_free(s->close_ev);
     if (s->bev)
         bufferevent_free(s->bev);
     if (s->prev)

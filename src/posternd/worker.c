@@ -18,7 +18,7 @@ struct pstd_pool {
     struct event_base *base;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct job *head, *tail; /* queued work */
+    struct job *head, *tail;   /* queued work */
     struct job *dhead, *dtail; /* finished, waiting for done() on the loop */
     size_t pending;
     int stop;
