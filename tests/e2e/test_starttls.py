@@ -207,3 +207,29 @@ def test_starttls_handshake_timeout(daemon):
     t0 = time.monotonic()
     assert c.closed(6)
     assert time.monotonic() - t0 >= 1.5
+
+
+def test_pipelined_end_of_data_and_quit_over_tls(mta, cert):
+    # what Postfix's smtp client does: ".\r\nQUIT\r\n" in one write
+    c = upgraded(mta, cert)
+    c.ehlo()
+    s = uid()
+    c.cmd("MAIL FROM:<sender@remote.test>")
+    c.cmd("RCPT TO:<alice@example.test>")
+    assert c.cmd("DATA").code == 354
+    from pstlib import dot_stuff
+    c.send(dot_stuff(message(s)) + b".\r\nQUIT\r\n")
+    assert c.reply().queue_id
+    assert c.reply().line == "221 2.0.0 Bye"
+    mta.maildir("alice").wait(1, match=s)
+
+
+def test_quit_over_tls_gets_221(mta, cert):
+    c = upgraded(mta, cert)
+    assert c.cmd("QUIT").line == "221 2.0.0 Bye"
+    assert c.closed(5)
+
+
+def test_quit_over_implicit_tls_gets_221(mta):
+    c = mta.connect("tls")
+    assert c.cmd("QUIT").line == "221 2.0.0 Bye"
