@@ -35,8 +35,11 @@ run: build
 	$(BUILD)/src/posternd/posternd --embedded
 
 install: build
+	meson configure $(BUILD) --prefix=$(PREFIX) >/dev/null
+	ninja -C $(BUILD)
 	DESTDIR=$(DESTDIR) meson install -C $(BUILD) --no-rebuild
-	install -D -m 0644 contrib/posternd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/posternd.service
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|/usr/local/|$(PREFIX)/|g' contrib/posternd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/posternd.service
 	install -D -m 0644 docs/postern.conf.example $(DESTDIR)$(PREFIX)/share/doc/postern/postern.conf.example
 
 fmt:
