@@ -216,6 +216,37 @@ def test_bad_config_unknown_setting(tmp_path):
     assert re.search(re.escape(path) + r":\d+: .*hostnmae", p.stderr), p.stderr
 
 
+def test_check_only_accepts_good_config(tmp_path):
+    path = str(tmp_path / "good.conf")
+    with open(path, "w") as f:
+        f.write(render_config(good_conf(tmp_path)))
+    p = subprocess.run([posternd_bin(), "-t", "-c", path], capture_output=True, text=True,
+                       timeout=10, cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+
+
+def test_check_only_refuses_bad_config(tmp_path):
+    path = str(tmp_path / "bad.conf")
+    with open(path, "w") as f:
+        f.write(render_config(dict(good_conf(tmp_path), postmaster="nobody-here")))
+    p = subprocess.run([posternd_bin(), "-t", "-c", path], capture_output=True, text=True,
+                       timeout=10, cwd=str(tmp_path))
+    assert p.returncode != 0
+    assert f"{path}:" in p.stderr, p.stderr
+
+
+def test_print_default_is_a_valid_config(tmp_path):
+    p = subprocess.run([posternd_bin(), "--print-default"], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode == 0 and "listeners" in p.stdout
+    path = str(tmp_path / "default.conf")
+    with open(path, "w") as f:
+        f.write(p.stdout)
+    t = subprocess.run([posternd_bin(), "-t", "-c", path], capture_output=True, text=True,
+                       timeout=10, cwd=str(tmp_path))
+    assert t.returncode == 0, t.stderr
+
+
 def test_missing_config_file(tmp_path):
     p = subprocess.run([posternd_bin(), "-c", str(tmp_path / "none.conf")],
                        capture_output=True, text=True, timeout=10)

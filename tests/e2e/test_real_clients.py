@@ -164,7 +164,15 @@ class SClient:
         self.send(line + "\n")
         return self.reply()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def close(self):
+        if self.p.poll() is not None:
+            return
         try:
             self.p.stdin.close()
         except OSError:
@@ -177,29 +185,27 @@ class SClient:
 
 
 def _s_client_transaction(mta, sc, s):
-    try:
-        assert sc.cmd("EHLO client.test")[0] == f"250-{HOSTNAME}"
-        assert sc.cmd("MAIL FROM:<sender@remote.test>") == ["250 2.1.0 Ok"]
-        assert sc.cmd("RCPT TO:<alice@example.test>") == ["250 2.1.5 Ok"]
-        assert sc.cmd("DATA")[0].startswith("354 ")
-        sc.send(f"Subject: {s}\n\nSent by openssl s_client.\n.\n")
-        assert sc.reply()[0].startswith("250 2.0.0 Ok: queued as ")
-        assert sc.cmd("QUIT") == ["221 2.0.0 Bye"]
-    finally:
-        sc.close()
+    assert sc.cmd("EHLO client.test")[0] == f"250-{HOSTNAME}"
+    assert sc.cmd("MAIL FROM:<sender@remote.test>") == ["250 2.1.0 Ok"]
+    assert sc.cmd("RCPT TO:<alice@example.test>") == ["250 2.1.5 Ok"]
+    assert sc.cmd("DATA")[0].startswith("354 ")
+    sc.send(f"Subject: {s}\n\nSent by openssl s_client.\n.\n")
+    assert sc.reply()[0].startswith("250 2.0.0 Ok: queued as ")
+    assert sc.cmd("QUIT") == ["221 2.0.0 Bye"]
+    sc.close()
     (raw,) = mta.maildir("alice").wait(1, match=s)
     assert "with ESMTPS" in received_line(raw)
 
 
 def test_openssl_s_client_starttls(mta, cert):
-    sc = SClient(["-starttls", "smtp", "-connect", f"127.0.0.1:{mta.port()}",
-                  "-servername", HOSTNAME, "-CAfile", cert[0], "-verify_return_error"])
-    # s_client consumed the greeting, EHLO and the 220 itself
-    _s_client_transaction(mta, sc, uid())
+    with SClient(["-starttls", "smtp", "-connect", f"127.0.0.1:{mta.port()}",
+                  "-servername", HOSTNAME, "-CAfile", cert[0], "-verify_return_error"]) as sc:
+        # s_client consumed the greeting, EHLO and the 220 itself
+        _s_client_transaction(mta, sc, uid())
 
 
 def test_openssl_s_client_implicit_tls(mta, cert):
-    sc = SClient(["-connect", f"127.0.0.1:{mta.port('tls')}", "-servername", HOSTNAME,
-                  "-CAfile", cert[0], "-verify_return_error"])
-    assert sc.reply() == [f"220 {HOSTNAME} ESMTP postern"]
-    _s_client_transaction(mta, sc, uid())
+    with SClient(["-connect", f"127.0.0.1:{mta.port('tls')}", "-servername", HOSTNAME,
+                  "-CAfile", cert[0], "-verify_return_error"]) as sc:
+        assert sc.reply() == [f"220 {HOSTNAME} ESMTP postern"]
+        _s_client_transaction(mta, sc, uid())

@@ -511,25 +511,6 @@ def test_catchall_does_not_open_relay(daemon):
     assert c.cmd("RCPT TO:<whoever@remote.test>").line == "554 5.7.1 Relay access denied"
 
 
-# -- dot-unstuffing
-
-def test_dot_unstuffing_is_exact(mta):
-    c = mta.connect()
-    c.ehlo()
-    c.cmd("MAIL FROM:<sender@remote.test>")
-    c.cmd("RCPT TO:<alice@example.test>")
-    assert c.cmd("DATA").code == 354
-    s = uid()
-    head = crlf(message(s, body=""))
-    # raw wire lines, already stuffed by the "client"
-    wire = [b"..x", b"..", b"...", b".y", b"x.", b" .", b"a..b", b"end"]
-    c.send(head + b"".join(l + b"\r\n" for l in wire) + b".\r\n")
-    assert c.reply().queue_id
-    (raw,) = mta.maildir("alice").wait(1, match=s)
-    assert body_of(raw).split(b"\n")[:-1] == [b".x", b".", b"..", b"y", b"x.", b" .", b"a..b",
-                                             b"end"]
-
-
 def test_empty_message_body_is_accepted(mta):
     c = mta.connect()
     c.ehlo()

@@ -144,6 +144,26 @@ def test_end_of_data_split_across_writes(mta):
     mta.maildir("alice").wait(1, match=s)
 
 
+# -- dot-unstuffing (RFC 5321 4.5.2)
+
+def test_dot_unstuffing_is_exact(mta):
+    c = mta.connect()
+    c.ehlo()
+    c.cmd("MAIL FROM:<sender@remote.test>")
+    c.cmd("RCPT TO:<alice@example.test>")
+    assert c.cmd("DATA").code == 354
+    s = uid()
+    head = f"Subject: {s}\r\n\r\n".encode()
+    # raw wire lines, already stuffed by the "client"
+    # a body line "." can only travel as ".."; a lone "." ends the data
+    wire = [b"..x", b"..", b"...", b".y", b"x.", b" .", b"a..b", b"end"]
+    c.send(head + b"".join(l + b"\r\n" for l in wire) + b".\r\n")
+    assert c.reply().queue_id
+    (raw,) = mta.maildir("alice").wait(1, match=s)
+    assert body_of(raw).split(b"\n")[:-1] == [b".x", b".", b"..", b"y", b"x.", b" .", b"a..b",
+                                             b"end"]
+
+
 # -- normalize mode
 
 @pytest.mark.parametrize("name", list(VARIANTS))
