@@ -546,3 +546,41 @@ def test_abrupt_disconnect_in_data_queues_nothing(mta):
     # a later complete message arrives; the cut one never does
     s2 = _deliver_to(mta, "alice@example.test", "alice")
     assert mta.maildir("alice").count(s) == 0 and mta.maildir("alice").count(s2) == 1
+
+
+def test_ehlo_resets_the_transaction(mta):
+    # RFC 5321 4.1.4: EHLO in a transaction is like RSET
+    c = mta.connect()
+    c.ehlo()
+    c.cmd("MAIL FROM:<sender@remote.test>")
+    c.ehlo()
+    assert c.cmd("RCPT TO:<alice@example.test>").line == "503 5.5.1 Need MAIL command"
+
+
+def test_rset_after_bdat_chunk_discards_the_message(mta):
+    c = mta.connect()
+    c.ehlo()
+    c.cmd("MAIL FROM:<sender@remote.test>")
+    c.cmd("RCPT TO:<alice@example.test>")
+    s = uid()
+    assert bdat(c, crlf(message(s))).code == 250
+    assert c.cmd("RSET").line == "250 2.0.0 Ok"
+    assert c.cmd("BDAT 0 LAST").code == 503
+    s2 = _deliver_to(mta, "alice@example.test", "alice")
+    assert mta.maildir("alice").count(s) == 0 and mta.maildir("alice").count(s2) == 1
+
+
+def test_bdat_size_not_a_number(mta):
+    c = mta.connect()
+    c.ehlo()
+    c.cmd("MAIL FROM:<sender@remote.test>")
+    c.cmd("RCPT TO:<alice@example.test>")
+    assert c.cmd("BDAT ten LAST").line.startswith("501 5.5.4 ")
+    assert c.cmd("NOOP").line == "250 2.0.0 Ok"
+
+
+def test_size_parameter_not_a_number(mta):
+    c = mta.connect()
+    c.ehlo()
+    r = c.cmd("MAIL FROM:<sender@remote.test> SIZE=lots")
+    assert r.line.startswith("501 5.5.4 ") or r.line.startswith("555 5.5.4 "), r
