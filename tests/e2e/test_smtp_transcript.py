@@ -584,3 +584,16 @@ def test_size_parameter_not_a_number(mta):
     c.ehlo()
     r = c.cmd("MAIL FROM:<sender@remote.test> SIZE=lots")
     assert r.line.startswith("501 5.5.4 ") or r.line.startswith("555 5.5.4 "), r
+
+
+def test_large_message_delivered_intact(mta):
+    import hashlib
+    c = mta.connect()
+    c.ehlo()
+    s = uid()
+    lines = [hashlib.sha256(str(i).encode()).hexdigest() * 2 for i in range(40000)]  # ~5 MB
+    lines[100] = "." + lines[100]
+    body = "\n".join(lines) + "\n"
+    c.transaction("sender@remote.test", ["alice@example.test"], message(s, body=body))
+    (raw,) = mta.maildir("alice").wait(1, match=s, timeout=20)
+    assert body_of(raw) == body.encode()
