@@ -28,6 +28,7 @@ build-asan: deps $(ASAN_BUILD)/build.ninja
 
 check: build build-asan
 	@scripts/checksrc
+	@git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror || { echo "clang-format: run make fmt"; exit 1; }
 	@$(PYTHON) tests/run.py $(BUILD) $(ASAN_BUILD)
 
 run: build

@@ -33,8 +33,7 @@ size_t pst_buf_max(const struct pst_buf *b);
 int pst_buf_add(struct pst_buf *b, const void *data, size_t len);
 int pst_buf_addstr(struct pst_buf *b, const char *s);
 int pst_buf_addc(struct pst_buf *b, char c);
-int pst_buf_addf(struct pst_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int pst_buf_addf(struct pst_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int pst_buf_vaddf(struct pst_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
