@@ -2,6 +2,7 @@
 import ssl
 import time
 import uuid
+import warnings
 
 import pytest
 
@@ -120,7 +121,9 @@ def test_tls_below_1_2_refused(mta):
     ctx = client_tls_context()
     ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
     c = mta.connect()
     c.ehlo()
     assert c.cmd("STARTTLS").code == 220
