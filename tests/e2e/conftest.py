@@ -7,7 +7,8 @@
               a None value removes a key), starts posternd and waits until
               every listener accepts. At teardown every daemon gets SIGTERM
               (SIGKILL if it does not exit) and the test FAILS if its stderr
-              holds a sanitizer report.
+              holds a sanitizer report, if it does not exit 0, or if it
+              died during the test unasked.
   mta         one started daemon with the default configuration
   postfix     factory for private Postfix instances, always stopped
 
@@ -55,9 +56,12 @@ def daemon(tmp_path, cert, request):
             rc = None
         if was_running and rc != 0:
             problems.append(f"posternd exit status {rc} on SIGTERM (None: had to be killed)")
-        elif d.proc is not None and not was_running and d.proc.returncode < 0 \
-                and not d.killed_by_test:
-            problems.append(f"posternd died of signal {-d.proc.returncode} during the test")
+        elif d.proc is not None and not was_running and not d.killed_by_test:
+            rc = d.proc.returncode
+            if rc < 0:
+                problems.append(f"posternd died of signal {-rc} during the test")
+            elif rc != 0 and d.ready and not d.terminating:
+                problems.append(f"posternd exited {rc} during the test, unasked")
         found = d.sanitizer_reports()
         if found:
             problems.append(f"posternd stderr has {', '.join(found)}:\n{d.stderr()[-8000:]}")

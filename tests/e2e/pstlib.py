@@ -434,6 +434,7 @@ class Daemon:
         self.clients = []
         self.killed_by_test = False
         self.terminating = False
+        self.ready = False
         self.write_config(conf)
 
     # -- configuration
@@ -476,6 +477,7 @@ class Daemon:
         self._stderr_start = self._stderr.tell()
         self.killed_by_test = False
         self.terminating = False
+        self.ready = False
         self.proc = subprocess.Popen([posternd_bin()] + (args or ["-c", self.config_path]),
                                      stdin=subprocess.DEVNULL, stdout=self._stderr,
                                      stderr=self._stderr, cwd=self.workdir, env=env)
@@ -501,6 +503,7 @@ class Daemon:
                     continue
                 self._probe_close(s, ln.get("mode") == "tls")
                 break
+        self.ready = True
 
     def _probe_close(self, s, tls):
         """Ends a readiness probe politely (greeting, QUIT, EOF) so that it
