@@ -332,3 +332,33 @@ def test_embedded_default_delivers_postmaster(tmp_path):
         bad = d.sanitizer_reports()
     assert rc == 0
     assert not bad, d.stderr()
+
+
+def test_sighup_during_data_keeps_the_message(daemon):
+    d = daemon()
+    c = d.connect()
+    c.ehlo()
+    c.cmd("MAIL FROM:<sender@remote.test>")
+    c.cmd("RCPT TO:<alice@example.test>")
+    assert c.cmd("DATA").code == 354
+    s = uid()
+    c.send(f"Subject: {s}\r\n\r\nfirst half\r\n".encode())
+    d.write_config(dict(d.conf, domains=["example.test", "localhost", "new.test"]))
+    d.hup()
+    time.sleep(0.5)
+    c.send(b"second half\r\n.\r\n")
+    assert c.reply().queue_id
+    (raw,) = d.maildir("alice").wait(1, match=s)
+    assert raw.endswith(b"first half\nsecond half\n")
+
+
+def test_many_sighups_in_a_row(daemon):
+    d = daemon()
+    c = d.connect()
+    for _ in range(20):
+        d.hup()
+    time.sleep(0.5)
+    assert d.running()
+    assert c.cmd("NOOP").line == "250 2.0.0 Ok"
+    assert d.connect().cmd("NOOP").line == "250 2.0.0 Ok"
+

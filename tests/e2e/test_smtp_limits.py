@@ -325,3 +325,40 @@ def test_invalid_utf8_address_refused(mta):
     c.ehlo()
     c.send(b"MAIL FROM:<\xff\xfe@remote.test> SMTPUTF8\r\n")
     assert c.reply().line.startswith("501 5.1.7 ")
+
+
+def test_every_way_a_session_ends_frees_its_slot(daemon, cert):
+    from pstlib import client_tls_context
+    d = daemon(limits={"sessions": 2, "sessions_per_ip": 2, "bad_commands": 1})
+
+    def ends():
+        c = d.connect()
+        c.quit()  # QUIT
+        c = d.connect()
+        c.close()  # abrupt close
+        c = Client(d.port("tls"))
+        c.send(b"not TLS\r\n" * 3)  # failed implicit TLS handshake
+        c.closed(3)
+        c.close()
+        c = d.connect()
+        c.cmd("FROB")
+        c.send(b"FROB\r\n")  # past bad_commands: 421 and close
+        c.closed(3)
+        c.close()
+        c = d.connect()
+        c.ehlo()
+        c.cmd("STARTTLS")
+        c.close()  # gone before the handshake
+        c = d.connect()
+        c.ehlo()
+        c.cmd("STARTTLS")
+        c.starttls(client_tls_context())
+        c.close()  # gone after the handshake, without QUIT
+
+    for _ in range(3):
+        ends()
+    # two sessions fit again
+    a = connect_eventually(d)
+    assert a.line == f"220 {H} ESMTP postern", a
+    b = Client(d.port())
+    assert b.reply().line == f"220 {H} ESMTP postern"

@@ -597,3 +597,10 @@ def test_large_message_delivered_intact(mta):
     c.transaction("sender@remote.test", ["alice@example.test"], message(s, body=body))
     (raw,) = mta.maildir("alice").wait(1, match=s, timeout=20)
     assert body_of(raw) == body.encode()
+
+
+def test_quit_pipelined_with_more_commands_answers_only_quit(mta):
+    c = mta.connect()
+    c.send(b"QUIT\r\nNOOP\r\nNOOP\r\n")
+    assert c.reply().line == "221 2.0.0 Bye"
+    assert c.silence(0.5) == b""
