@@ -604,3 +604,23 @@ def test_quit_pipelined_with_more_commands_answers_only_quit(mta):
     c.send(b"QUIT\r\nNOOP\r\nNOOP\r\n")
     assert c.reply().line == "221 2.0.0 Bye"
     assert c.silence(0.5) == b""
+
+
+def test_user_with_own_maildir_path(daemon, tmp_path):
+    from pstlib import Maildir
+    path = str(tmp_path / "elsewhere" / "carol")
+    d = daemon(users=[{"name": "alice"}, {"name": "bob"}, {"name": "carol", "maildir": path}])
+    c = d.connect()
+    c.ehlo()
+    s = uid()
+    c.transaction("sender@remote.test", ["carol@example.test"], message(s, to="carol@example.test"))
+    Maildir(path).wait(1, match=s)
+    assert not (tmp_path / "d0" / "mail" / "carol").exists()
+
+
+def test_full_address_alias_wins_over_user(daemon):
+    # resolution order: postmaster, full-address alias, local-part alias, user, catch-all
+    d = daemon(aliases=[{"from": "alice@localhost", "to": "bob"}])
+    s1 = _deliver_to(d, "alice@localhost", "bob")
+    s2 = _deliver_to(d, "alice@example.test", "alice")
+    assert d.maildir("alice").count(s1) == 0 and d.maildir("bob").count(s2) == 0
