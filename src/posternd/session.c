@@ -221,15 +221,24 @@ static void session_close(struct session *s)
     close_when_flushed(s);
 }
 
-/* Counts a bad command; ends the session past the limit. Returns 1 when
- * the session is closing. */
-static int bad_command(struct session *s)
+/* Answers a bad or refused command. Past limits.bad_commands the command
+ * gets only 421 4.7.0 and the session ends. Returns 1 when closing. */
+static int bad_reply(struct session *s, int code, const char *enh, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int bad_reply(struct session *s, int code, const char *enh, const char *fmt, ...)
 {
     if (++s->bad_cmds > s->conf->max_bad_commands) {
         reply(s, 421, "4.7.0", "%s Too many errors, closing connection", s->conf->hostname);
         session_close(s);
         return 1;
     }
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    reply(s, code, enh, "%s", text);
     return 0;
 }
 
@@ -451,29 +460,47 @@ static void account(struct session *s, size_t before)
         flush_spool(s);
 }
 
+/*
+ * Feeds at most max bytes of the input to the data machine and the spool.
+ * Returns the machine's result (1 at the end of DATA), 0 when the input is
+ * used up, or -1 after an internal error (the session is closing).
+ * *used tells how many input bytes belonged to the message.
+ */
+static int feed_input(struct session *s, uint64_t max, size_t *used)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    struct evbuffer_iovec v;
+    *used = 0;
+    if (evbuffer_peek(in, SPOOL_CHUNK, NULL, &v, 1) < 1)
+        return 0;
+    size_t len = v.iov_len > SPOOL_CHUNK ? SPOOL_CHUNK : v.iov_len;
+    if (len > max)
+        len = (size_t)max;
+    size_t before = pst_buf_len(s->wbuf);
+    int rc = pst_smtp_data_feed(&s->data, v.iov_base, len, used, s->wbuf);
+    evbuffer_drain(in, *used);
+    account(s, before);
+    if (rc == PST_ERR_TOOBIG) {
+        flush_spool(s); /* nothing was lost; the next call goes on */
+        return 0;
+    }
+    if (rc < 0) {
+        reply(s, 451, "4.3.0", "Internal error");
+        session_close(s);
+        return -1;
+    }
+    return rc;
+}
+
 /* DATA: returns 1 to continue with commands, 0 to wait for input. */
 static int process_data(struct session *s)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
     while (evbuffer_get_length(in) > 0) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, SPOOL_CHUNK, NULL, &v, 1) < 1)
-            break;
-        size_t len = v.iov_len > SPOOL_CHUNK ? SPOOL_CHUNK : v.iov_len;
-        size_t used = 0;
-        size_t before = pst_buf_len(s->wbuf);
-        int rc = pst_smtp_data_feed(&s->data, v.iov_base, len, &used, s->wbuf);
-        evbuffer_drain(in, used);
-        account(s, before);
-        if (rc == PST_ERR_TOOBIG) {
-            flush_spool(s);
-            continue;
-        }
-        if (rc < 0) {
-            reply(s, 451, "4.3.0", "Internal error");
-            session_close(s);
+        size_t used;
+        int rc = feed_input(s, SPOOL_CHUNK, &used);
+        if (rc < 0)
             return 0;
-        }
         if (rc == 1) {
             end_of_message(s);
             return 1;
@@ -487,44 +514,30 @@ static int process_bdat(struct session *s)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
     while (s->bdat_left > 0 && evbuffer_get_length(in) > 0) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, SPOOL_CHUNK, NULL, &v, 1) < 1)
-            break;
-        size_t len = v.iov_len;
-        if (len > SPOOL_CHUNK)
-            len = SPOOL_CHUNK;
-        if (len > s->bdat_left)
-            len = (size_t)s->bdat_left;
         if (s->bdat_refuse || s->wbuf == NULL) {
+            size_t len = evbuffer_get_length(in);
+            if (len > s->bdat_left)
+                len = (size_t)s->bdat_left;
             evbuffer_drain(in, len);
             s->bdat_left -= len;
             continue;
         }
-        size_t used = 0;
-        size_t before = pst_buf_len(s->wbuf);
-        int rc = pst_smtp_data_feed(&s->data, v.iov_base, len, &used, s->wbuf);
-        evbuffer_drain(in, used);
+        size_t used;
+        int rc = feed_input(s, s->bdat_left, &used);
         s->bdat_left -= used;
-        account(s, before);
-        if (rc == PST_ERR_TOOBIG) {
-            flush_spool(s);
-            continue;
-        }
-        if (rc < 0) {
-            reply(s, 451, "4.3.0", "Internal error");
-            session_close(s);
+        if (rc < 0)
             return 0;
-        }
     }
     if (s->bdat_left > 0)
         return 0;
     s->state = S_CMD;
     set_timeout(s, s->conf->timeout_command);
     if (s->bdat_refuse) {
-        reply(s, s->bdat_refuse, s->bdat_refuse_enh, "%s", s->bdat_refuse_text);
+        int code = s->bdat_refuse;
         s->bdat_refuse = 0;
-        if (bad_command(s))
-            return 0;
+        if (code >= 500) /* a client's sequence error counts; our 451 does not */
+            return bad_reply(s, code, s->bdat_refuse_enh, "%s", s->bdat_refuse_text) ? 0 : 1;
+        reply(s, code, s->bdat_refuse_enh, "%s", s->bdat_refuse_text);
         return 1;
     }
     if (!s->bdat_last) {
@@ -590,19 +603,16 @@ static void do_mail(struct session *s, const struct pst_smtp_cmd *c)
 {
     struct pst_smtp_perr why;
     if (!s->helo_seen) {
-        reply(s, 503, "5.5.1", "Send HELO/EHLO first");
-        bad_command(s);
+        bad_reply(s, 503, "5.5.1", "Send HELO/EHLO first");
         return;
     }
     if (s->have_mail) {
-        reply(s, 503, "5.5.1", "Sender already specified");
-        bad_command(s);
+        bad_reply(s, 503, "5.5.1", "Sender already specified");
         return;
     }
     struct pst_smtp_mail_params mp;
     if (pst_smtp_mail_params(c, &mp, &why) != 0) {
-        reply(s, why.code, why.enh, "%s", why.msg);
-        bad_command(s);
+        bad_reply(s, why.code, why.enh, "%s", why.msg);
         return;
     }
     if (mp.size > s->conf->message_size) {
@@ -623,13 +633,11 @@ static void do_rcpt(struct session *s, const struct pst_smtp_cmd *c)
 {
     struct pst_smtp_perr why;
     if (!s->have_mail) {
-        reply(s, 503, "5.5.1", "Need MAIL command");
-        bad_command(s);
+        bad_reply(s, 503, "5.5.1", "Need MAIL command");
         return;
     }
     if (pst_smtp_rcpt_params(c, s->mp.smtputf8, &why) != 0) {
-        reply(s, why.code, why.enh, "%s", why.msg);
-        bad_command(s);
+        bad_reply(s, why.code, why.enh, "%s", why.msg);
         return;
     }
     if (s->nrcpts >= s->conf->max_recipients) {
@@ -640,12 +648,10 @@ static void do_rcpt(struct session *s, const struct pst_smtp_cmd *c)
     const struct pst_user_conf *u = NULL;
     switch (pst_conf_rcpt(s->conf, c->local, c->domain, &u)) {
     case PST_RCPT_NOTLOCAL:
-        reply(s, 554, "5.7.1", "Relay access denied");
-        bad_command(s);
+        bad_reply(s, 554, "5.7.1", "Relay access denied");
         return;
     case PST_RCPT_NOUSER:
-        reply(s, 550, "5.1.1", "User unknown");
-        bad_command(s);
+        bad_reply(s, 550, "5.1.1", "User unknown");
         return;
     case PST_RCPT_OK:
         break;
@@ -675,18 +681,15 @@ static void do_data(struct session *s)
 {
     if (s->data_started) {
         /* RFC 3030 2: DATA may not follow BDAT in one transaction */
-        reply(s, 503, "5.5.1", "BDAT in progress");
-        bad_command(s);
+        bad_reply(s, 503, "5.5.1", "BDAT in progress");
         return;
     }
     if (!s->have_mail) {
-        reply(s, 503, "5.5.1", "Need MAIL command");
-        bad_command(s);
+        bad_reply(s, 503, "5.5.1", "Need MAIL command");
         return;
     }
     if (s->nrcpts == 0) {
-        reply(s, 503, "5.5.1", "Need RCPT command");
-        bad_command(s);
+        bad_reply(s, 503, "5.5.1", "Need RCPT command");
         return;
     }
     if (start_message(s) != 0) {
@@ -732,8 +735,7 @@ static void start_tls(struct session *s, int implicit);
 static void do_starttls(struct session *s)
 {
     if (s->tls) {
-        reply(s, 503, "5.5.1", "TLS already active");
-        bad_command(s);
+        bad_reply(s, 503, "5.5.1", "TLS already active");
         return;
     }
     if (!s->lc.starttls || s->cr->tls == NULL) {
@@ -770,8 +772,7 @@ static void handle_line(struct session *s, const char *line, size_t len)
             reply(s, 451, "4.3.0", "Out of memory");
             return;
         }
-        reply(s, why.code, why.enh, "%s", why.msg);
-        bad_command(s);
+        bad_reply(s, why.code, why.enh, "%s", why.msg);
         return;
     }
     log_debug("session %llu %s: %s", (unsigned long long)s->serial, s->ip,
@@ -821,12 +822,10 @@ static void handle_line(struct session *s, const char *line, size_t len)
         do_starttls(s);
         break;
     case PST_SMTP_AUTH:
-        reply(s, 502, "5.5.1", "AUTH not available");
-        bad_command(s);
+        bad_reply(s, 502, "5.5.1", "AUTH not available");
         break;
     case PST_SMTP_UNKNOWN:
-        reply(s, 500, "5.5.2", "Command unrecognized");
-        bad_command(s);
+        bad_reply(s, 500, "5.5.2", "Command unrecognized");
         break;
     }
     pst_smtp_cmd_clear(&c);
@@ -868,8 +867,7 @@ static void process(struct session *s)
                 evbuffer_drain(in, avail);
                 if (!s->discard_line) {
                     s->discard_line = 1;
-                    reply(s, 500, "5.5.2", "Line too long");
-                    if (bad_command(s))
+                    if (bad_reply(s, 500, "5.5.2", "Line too long"))
                         return;
                 }
             }
@@ -883,8 +881,7 @@ static void process(struct session *s)
         }
         if (n + 1 > limit) {
             evbuffer_drain(in, n + 1);
-            reply(s, 500, "5.5.2", "Line too long");
-            if (bad_command(s))
+            if (bad_reply(s, 500, "5.5.2", "Line too long"))
                 return;
             continue;
         }
@@ -892,8 +889,7 @@ static void process(struct session *s)
         evbuffer_remove(in, line, n + 1);
         if (n == 0 || line[n - 1] != '\r') {
             /* RFC 5321 2.3.8: lines end in CRLF */
-            reply(s, 500, "5.5.2", "Bare LF in command line");
-            if (bad_command(s))
+            if (bad_reply(s, 500, "5.5.2", "Bare LF in command line"))
                 return;
             continue;
         }
