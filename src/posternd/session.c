@@ -96,6 +96,7 @@ struct session {
     struct pst_smtp_data data;
     int data_started; /* a DATA or BDAT has started the message */
     uint64_t bdat_left;
+    uint64_t bdat_chunk; /* size announced by the current BDAT */
     int bdat_last;
     int bdat_refuse; /* reply this code after consuming the chunk */
     const char *bdat_refuse_enh;
@@ -547,7 +548,8 @@ static int process_bdat(struct session *s)
             reset_transaction(s);
             return 1;
         }
-        reply(s, 250, "2.0.0", "%llu bytes received", (unsigned long long)s->msg_bytes);
+        /* RFC 3030 4.2: each chunk is acknowledged with its own size */
+        reply(s, 250, "2.0.0", "%llu bytes received", (unsigned long long)s->bdat_chunk);
         return 1;
     }
     size_t before = pst_buf_len(s->wbuf);
@@ -707,6 +709,7 @@ static void do_bdat(struct session *s, const struct pst_smtp_cmd *c)
 {
     s->state = S_BDAT;
     s->bdat_left = c->bdat_size;
+    s->bdat_chunk = c->bdat_size;
     s->bdat_last = c->bdat_last;
     s->bdat_refuse = 0;
     set_timeout(s, s->conf->timeout_data);
