@@ -82,7 +82,8 @@ def run_fuzz(build):
         if not os.path.isdir(corpus) or not os.listdir(corpus):
             record(f"fuzz/{name}", False, "no seed corpus")
             continue
-        p = subprocess.run([path, corpus], capture_output=True, text=True, timeout=600)
+        env = dict(os.environ, LSAN_OPTIONS="suppressions=" + os.path.join(ROOT, "tests", "fuzz", "lsan.supp"))
+        p = subprocess.run([path, corpus], capture_output=True, text=True, timeout=600, env=env)
         record(f"fuzz/{name}", p.returncode == 0, p.stdout + p.stderr)
     print("fuzz replays: done", flush=True)
 
