@@ -12,8 +12,9 @@
 /* Exit codes shared by every subcommand. */
 enum {
     CLI_OK = 0,
-    CLI_NOTFOUND = 1, /* the thing asked for does not exist */
-    CLI_ERROR = 2,    /* usage error, or an I/O error (message on stderr) */
+    CLI_NOTFOUND = 1,  /* the thing asked for does not exist */
+    CLI_ERROR = 2,     /* usage error, or an I/O error (message on stderr) */
+    CLI_TEMPFAIL = 75, /* temporary failure, try again later (EX_TEMPFAIL) */
 };
 
 struct cli_cmd {
@@ -28,5 +29,30 @@ struct cli_cmd {
 /* `postern queue list|show ID [--spool DIR]` (cmd_queue.c). */
 int cmd_queue(int argc, char **argv);
 void cmd_queue_usage(FILE *f);
+
+/* `postern dns query NAME TYPE [DNS options] [--json]` (cmd_dns.c). */
+int cmd_dns(int argc, char **argv);
+void cmd_dns_usage(FILE *f);
+
+/* `postern dkim keygen|sign|verify` (cmd_dkim.c). */
+int cmd_dkim(int argc, char **argv);
+void cmd_dkim_usage(FILE *f);
+
+struct pst_resolver;
+
+/* The DNS options of every command that does DNS: --dns-server ADDR[:PORT],
+ * --dns-zone FILE, --trust-anchor FILE, --timeout SECONDS. */
+struct cli_dns_opts {
+    const char *server;
+    const char *zone;
+    const char *trust_anchor;
+    unsigned timeout_ms; /* 0: the library's default */
+};
+/* Takes argv[*i] (and its value, moving *i) when it is a DNS option: 1;
+ * 0 when it is not one; -1 after printing a usage error. */
+int cli_dns_option(int argc, char **argv, int *i, struct cli_dns_opts *o, const char *cmd);
+/* Makes the resolver the options ask for (zone file, forwarder or the
+ * system's); CLI_OK, or CLI_ERROR after printing why. */
+int cli_dns_resolver(const struct cli_dns_opts *o, const char *cmd, struct pst_resolver **r);
 
 #endif

@@ -12,6 +12,8 @@ static void cmd_version_usage(FILE *f);
 
 static const struct cli_cmd commands[] = {
     {"queue", cmd_queue, cmd_queue_usage, "list and inspect queued messages"},
+    {"dns", cmd_dns, cmd_dns_usage, "look up DNS records as postern sees them"},
+    {"dkim", cmd_dkim, cmd_dkim_usage, "make DKIM keys, sign and verify messages"},
     {"help", cmd_help, cmd_help_usage, "show this help, or a command's"},
     {"version", cmd_version, cmd_version_usage, "print the version"},
 };
@@ -34,7 +36,7 @@ static void usage(FILE *f)
     fprintf(f, "\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         commands[i].usage(f);
-    fprintf(f, "\nexit status: 0 ok, 1 not found, 2 usage or I/O error\n");
+    fprintf(f, "\nexit status: 0 ok, 1 not found, 2 usage or I/O error, 75 temporary failure\n");
 }
 
 static void cmd_help_usage(FILE *f)
