@@ -34,6 +34,10 @@ void cmd_queue_usage(FILE *f);
 int cmd_dns(int argc, char **argv);
 void cmd_dns_usage(FILE *f);
 
+/* `postern dkim keygen|sign|verify` (cmd_dkim.c). */
+int cmd_dkim(int argc, char **argv);
+void cmd_dkim_usage(FILE *f);
+
 struct pst_resolver;
 
 /* The DNS options of every command that does DNS: --dns-server ADDR[:PORT],

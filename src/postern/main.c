@@ -13,6 +13,7 @@ static void cmd_version_usage(FILE *f);
 static const struct cli_cmd commands[] = {
     {"queue", cmd_queue, cmd_queue_usage, "list and inspect queued messages"},
     {"dns", cmd_dns, cmd_dns_usage, "look up DNS records as postern sees them"},
+    {"dkim", cmd_dkim, cmd_dkim_usage, "make DKIM keys, sign and verify messages"},
     {"help", cmd_help, cmd_help_usage, "show this help, or a command's"},
     {"version", cmd_version, cmd_version_usage, "print the version"},
 };
