@@ -11,6 +11,9 @@
               died during the test unasked.
   mta         one started daemon with the default configuration
   postfix     factory for private Postfix instances, always stopped
+  rig         the test rig (tests/rig), one per module: knot + unbound with
+              test zones, a test CA, nginx, Postfix peers, smtp-sink
+  fresh_rig   a rig of the test's own
 
 Run one test:
   POSTERN_BUILD=$PWD/build-asan /usr/bin/python3 -m pytest tests/e2e/test_x.py -k name
@@ -21,7 +24,8 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import pstlib  # noqa: E402
+import pstlib  # noqa: E402  (puts tests/ on sys.path for the rig)
+from rig.fixtures import fresh_rig, rig  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")

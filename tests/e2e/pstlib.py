@@ -9,10 +9,11 @@ Everything here talks to real processes on loopback:
                 (possibly multi-line) reply in, each with a timeout;
   * Maildir     reads what was delivered;
   * Postfix     a private Postfix instance (own config, queue and data
-                directories) on its own loopback port;
+                directories) on its own loopback port (tests/rig/mta.py);
   * helpers     free ports, a self-signed certificate, the postern CLI.
 
-Runs under Debian's /usr/bin/python3 with the standard library only.
+Runs under Debian's /usr/bin/python3 with the standard library and the
+rig package (tests/rig).
 """
 import atexit
 import copy
@@ -20,15 +21,18 @@ import email
 import email.policy
 import os
 import re
-import shutil
 import signal
 import socket
 import ssl
 import subprocess
-import tempfile
+import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if os.path.join(ROOT, "tests") not in sys.path:
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+from rig import mta as _rig_mta  # noqa: E402
+from rig.proc import descendants  # noqa: E402,F401  (bench/smtp-inbound uses it)
 HOSTNAME = "mx.test"
 QUEUE_ID_RE = re.compile(r"^250 2\.0\.0 Ok: queued as ([0-9A-F]{24})$")
 SANITIZER_MARKS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
@@ -648,169 +652,14 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
 
 # ---------------------------------------------------------------- postfix
 
-POSTFIX_MASTER_CF = """\
-{listen} inet  n       -       n       -       {smtpd_max}  smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
-
-class Postfix:
-    """A private Postfix instance: config_directory, queue_directory and
-    data_directory in a directory of its own (world-traversable, because
-    Postfix opens files there after dropping to the postfix user), chroot
-    off, listening on 127.0.0.1:port. `main` holds extra main.cf settings.
-
-    Postfix reports startup errors only to syslog or its log file, so
-    start() runs `postfix check` and shows the log when anything fails."""
+class Postfix(_rig_mta.Postfix):
+    """A private Postfix instance relaying for the tests (the rig's
+    rig.mta.Postfix with the settings these tests always had): listening
+    on 127.0.0.1:port, myhostname relay.test, no local delivery; `main`
+    holds extra main.cf settings. See tests/rig/mta.py."""
 
     def __init__(self, main=None, port=None, smtpd_max="-", base=None):
-        self.port = port or free_port()
-        self.dir = base or tempfile.mkdtemp(prefix="postern-pf-")
-        os.makedirs(self.dir, exist_ok=True)
-        os.chmod(self.dir, 0o755)
-        self.etc = os.path.join(self.dir, "etc")
-        self.queue = os.path.join(self.dir, "queue")
-        self.data = os.path.join(self.dir, "data")
-        self.log = os.path.join(self.dir, "maillog")
-        for d in (self.etc, self.queue, self.data):
-            os.makedirs(d, exist_ok=True)
-        shutil.chown(self.data, "postfix")
-        settings = {
-            "compatibility_level": "3.6",
-            "queue_directory": self.queue,
-            "data_directory": self.data,
-            "mail_owner": "postfix",
-            "setgid_group": "postdrop",
-            "inet_interfaces": "127.0.0.1",
-            "inet_protocols": "ipv4",
-            "myhostname": "relay.test",
-            "mydomain": "relay.test",
-            "myorigin": "relay.test",
-            "mydestination": "",
-            "mynetworks": "127.0.0.0/8",
-            "alias_maps": "",
-            "alias_database": "",
-            "maillog_file": self.log,
-            "maillog_file_prefixes": self.dir,
-            "smtpd_relay_restrictions": "permit_mynetworks, reject",
-            "smtp_dns_support_level": "disabled",
-            "smtp_host_lookup": "native",
-            "smtpd_peername_lookup": "no",
-            "biff": "no",
-        }
+        settings = {"mydomain": "relay.test", "myorigin": "relay.test"}
         settings.update(main or {})
-        with open(os.path.join(self.etc, "main.cf"), "w") as f:
-            for k, v in settings.items():
-                f.write(f"{k} = {v}\n")
-        with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write(POSTFIX_MASTER_CF.format(listen=f"127.0.0.1:{self.port}", smtpd_max=smtpd_max))
-        self.started = False
-
-    def _run(self, *args, timeout=60):
-        # `script` gives postfix a terminal, the only way it prints its
-        # fatal errors on the console instead of to a syslog nobody runs.
-        cmd = " ".join(["postfix", "-c", self.etc, *args])
-        return subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-
-    def logtext(self):
-        try:
-            with open(self.log, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-    def start(self, timeout=15):
-        p = self._run("check")
-        if p.returncode != 0:
-            raise AssertionError(f"postfix check failed: {p.stdout}{p.stderr}\n{self.logtext()}")
-        p = self._run("start")
-        self.started = True
-        if p.returncode != 0:
-            raise AssertionError(f"postfix start failed: {p.stdout}{p.stderr}\n{self.logtext()}")
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"postfix not listening on {self.port}:\n{self.logtext()}")
-                time.sleep(0.1)
-
-    def master_pid(self):
-        try:
-            with open(os.path.join(self.queue, "pid", "master.pid")) as f:
-                return int(f.read().strip())
-        except (OSError, ValueError):
-            return None
-
-    def pids(self):
-        """The master and all its descendants."""
-        m = self.master_pid()
-        return [m] + descendants(m) if m else []
-
-    def stop(self):
-        if not self.started:
-            return
-        master = self.master_pid()
-        self._run("stop")
-        self.started = False
-        # make sure: nothing of this instance may survive the test
-        if master:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and os.path.exists(f"/proc/{master}"):
-                time.sleep(0.1)
-            for pid in [master] + descendants(master):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def descendants(pid):
-    """All descendant pids of pid (from /proc)."""
-    children = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                st = f.read()
-        except OSError:
-            continue
-        ppid = int(st.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(d))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
+        super().__init__(base=base, address="127.0.0.1", port=port, hostname="relay.test",
+                         main=settings, deliver=False, smtpd_max=smtpd_max)
