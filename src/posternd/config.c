@@ -43,6 +43,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "resolver.h"
 
 #define PST_CONF_MAX_FILE (1024 * 1024)
 #define EMBEDDED_SOURCE   "(embedded default)"
@@ -1032,12 +1033,45 @@ static int parse_timeouts(struct ctx *c, const config_setting_t *root, struct ps
                          sizeof timeout_keys / sizeof timeout_keys[0], NULL, &g);
 }
 
+/* dns = { server = "ADDR[:PORT]"; trust_anchor = "FILE"; timeout = 5; }; */
+static int parse_dns(struct ctx *c, const config_setting_t *root, struct pst_conf *conf)
+{
+    static const char *const keys[] = {"server", "trust_anchor", "timeout", NULL};
+    const config_setting_t *g = NULL;
+    const char *v;
+    uint64_t t;
+    int rc;
+
+    conf->dns_timeout = 5;
+    if ((rc = get_group(c, root, "dns", &g)) <= 0)
+        return rc;
+    if ((rc = check_keys(c, g, keys)) < 0 || (rc = get_str(c, g, "server", &v)) < 0)
+        return rc;
+    if (rc > 0) {
+        char addr[64];
+        unsigned port;
+        if (pst_resolver_server_parse(v, addr, sizeof addr, &port) != 0)
+            return fail(c, config_setting_get_member(g, "server"),
+                        "\"%s\" is not ADDR[:PORT] (a numeric IPv4 or IPv6 address; IPv6 "
+                        "with a port in brackets, \"[::1]:53\")",
+                        v);
+        if ((rc = dup_str(c, v, &conf->dns_server)) < 0)
+            return rc;
+    }
+    if ((rc = get_str_dup(c, g, "trust_anchor", &conf->dns_trust_anchor)) < 0 ||
+        (rc = get_uint(c, g, "timeout", 1, 300, &t)) < 0)
+        return rc;
+    if (rc > 0)
+        conf->dns_timeout = (unsigned)t;
+    return 0;
+}
+
 static struct pst_conf *build(struct ctx *c, const config_t *cfg)
 {
     static const char *const top_keys[] = {"hostname", "spool",      "mail_root", "run_as",
                                            "log",      "tls",        "listeners", "domains",
                                            "users",    "postmaster", "catchall",  "aliases",
-                                           "limits",   "timeouts",   NULL};
+                                           "limits",   "timeouts",   "dns",       NULL};
     const config_setting_t *root = config_root_setting(cfg);
     struct pst_conf *conf = calloc(1, sizeof *conf);
 
@@ -1053,7 +1087,7 @@ static struct pst_conf *build(struct ctx *c, const config_t *cfg)
         parse_user_ref(c, root, conf, "postmaster", 1, &conf->postmaster) < 0 ||
         parse_user_ref(c, root, conf, "catchall", 0, &conf->catchall) < 0 ||
         parse_aliases(c, root, conf) < 0 || parse_limits(c, root, conf) < 0 ||
-        parse_timeouts(c, root, conf) < 0) {
+        parse_timeouts(c, root, conf) < 0 || parse_dns(c, root, conf) < 0) {
         pst_conf_free(conf);
         return NULL;
     }
@@ -1177,6 +1211,8 @@ void pst_conf_free(struct pst_conf *conf)
     free(conf->aliases);
     free(conf->postmaster);
     free(conf->catchall);
+    free(conf->dns_server);
+    free(conf->dns_trust_anchor);
     free(conf);
 }
 

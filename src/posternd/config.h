@@ -85,6 +85,11 @@ struct pst_conf {
     unsigned timeout_tls;     /* TLS handshake */
     unsigned shutdown_grace;  /* SIGTERM: time sessions get to finish */
     unsigned retry_interval;  /* local delivery retry after a temporary failure */
+
+    /* DNS (the dns group) */
+    char *dns_server;       /* "ADDR[:PORT]" to forward queries to; NULL: resolv.conf */
+    char *dns_trust_anchor; /* DS/DNSKEY file for DNSSEC validation; NULL: none */
+    unsigned dns_timeout;   /* seconds per query */
 };
 
 /*

@@ -100,6 +100,9 @@ static void test_default(void **state)
     assert_int_equal(c->timeout_tls, 30);
     assert_int_equal(c->shutdown_grace, 30);
     assert_int_equal(c->retry_interval, 300);
+    assert_null(c->dns_server);
+    assert_null(c->dns_trust_anchor);
+    assert_int_equal(c->dns_timeout, 5);
     pst_conf_free(c);
 
     /* the text is what --print-default shows; it loads from a file too */
@@ -144,6 +147,9 @@ static void test_example(void **state)
     assert_string_equal(c->aliases[1].to, "bob");
     assert_int_equal(c->message_size, 26214400);
     assert_int_equal(c->timeout_command, 300);
+    assert_string_equal(c->dns_server, "127.0.0.1");
+    assert_string_equal(c->dns_trust_anchor, "/usr/share/dns/root.ds");
+    assert_int_equal(c->dns_timeout, 5);
     pst_conf_free(c);
 }
 
@@ -183,6 +189,9 @@ static void test_minimal_defaults(void **state)
     assert_int_equal(c->timeout_tls, 30);
     assert_int_equal(c->shutdown_grace, 30);
     assert_int_equal(c->retry_interval, 300);
+    assert_null(c->dns_server);
+    assert_null(c->dns_trust_anchor);
+    assert_int_equal(c->dns_timeout, 5);
     pst_conf_free(c);
 }
 
@@ -229,6 +238,27 @@ static void test_variants(void **state)
     assert_int_equal(c->bare_eol, PST_BARE_EOL_NORMALIZE);
     assert_int_equal(c->shutdown_grace, 0);
     assert_int_equal(c->timeout_command, 60);
+    pst_conf_free(c);
+
+    /* DNS: IPv6 forwarders with and without a port, relative anchors */
+    c = load_text(MIN "dns = { server = \"[2001:db8::53]:5353\"; trust_anchor = \"ta.ds\";\n"
+                      "  timeout = 300; };\n",
+                  err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(c->dns_server, "[2001:db8::53]:5353");
+    assert_string_equal(c->dns_trust_anchor, "ta.ds");
+    assert_int_equal(c->dns_timeout, 300);
+    pst_conf_free(c);
+    c = load_text(MIN "dns = { server = \"::1\"; timeout = 1; };\n", err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(c->dns_server, "::1");
+    assert_null(c->dns_trust_anchor);
+    assert_int_equal(c->dns_timeout, 1);
+    pst_conf_free(c);
+    c = load_text(MIN "dns = { };\n", err, sizeof err);
+    assert_non_null(c);
+    assert_null(c->dns_server);
+    assert_int_equal(c->dns_timeout, 5);
     pst_conf_free(c);
 
     /* numbers, @ and \x00 inside strings and comments are not scanned */
@@ -487,6 +517,31 @@ static const struct bad_case bad_cases[] = {
     {"retry 0", MIN "timeouts = { retry = 0; };\n", 5, "timeouts.retry: must be between 1"},
     {"retry string", MIN "timeouts = { retry = \"5m\"; };\n", 5,
      "timeouts.retry: must be an integer"},
+
+    /* dns */
+    {"dns not group", MIN "dns = \"127.0.0.1\";\n", 5, "dns: must be a group"},
+    {"dns unknown", MIN "dns = {\n servre = \"127.0.0.1\"; };\n", 6,
+     "dns.servre: unknown setting (did you mean server?)"},
+    {"dns anchor typo", MIN "dns = { trust_anchr = \"x\"; };\n", 5,
+     "dns.trust_anchr: unknown setting (did you mean trust_anchor?)"},
+    {"dns server name", MIN "dns = {\n server = \"ns.example.org\"; };\n", 6,
+     "dns.server: \"ns.example.org\" is not ADDR[:PORT]"},
+    {"dns server port 0", MIN "dns = { server = \"127.0.0.1:0\"; };\n", 5,
+     "dns.server: \"127.0.0.1:0\" is not ADDR[:PORT]"},
+    {"dns server port big", MIN "dns = { server = \"127.0.0.1:65536\"; };\n", 5,
+     "is not ADDR[:PORT]"},
+    {"dns server v6 port", MIN "dns = { server = \"::1:53x\"; };\n", 5, "is not ADDR[:PORT]"},
+    {"dns server v6 bracket", MIN "dns = { server = \"[::1]:\"; };\n", 5, "is not ADDR[:PORT]"},
+    {"dns server at", MIN "dns = { server = \"127.0.0.1@53\"; };\n", 5, "is not ADDR[:PORT]"},
+    {"dns server empty", MIN "dns = { server = \"\"; };\n", 5, "dns.server: must not be empty"},
+    {"dns server int", MIN "dns = { server = 53; };\n", 5, "dns.server: must be a string"},
+    {"dns anchor int", MIN "dns = { trust_anchor = 1; };\n", 5,
+     "dns.trust_anchor: must be a string"},
+    {"dns timeout 0", MIN "dns = { timeout = 0; };\n", 5,
+     "dns.timeout: must be between 1 and 300, not 0"},
+    {"dns timeout big", MIN "dns = {\n\n timeout = 301; };\n", 7, "not 301"},
+    {"dns timeout string", MIN "dns = { timeout = \"5\"; };\n", 5,
+     "dns.timeout: must be an integer"},
 };
 
 /* want is a substring of got; a want ending in '$' must end got. */
