@@ -13,9 +13,7 @@
  *    (permerror), SERVFAIL (temperror), t=y (neutral), signatures past
  *    the cap, the key cache.
  *
- * RFC 6376 Appendix A's example is not used: its published signature does
- * not verify (the example key and signature do not match; see the RFC
- * errata), so it cannot be a pass test.
+ * RFC 6376 Appendix A's example is not used yet (not tried).
  */
 #include <setjmp.h>
 #include <stdarg.h>
