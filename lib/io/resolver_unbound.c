@@ -341,10 +341,8 @@ static int ub_query(struct pst_resolver *r, const char *name, uint16_t type, uns
     }
     while (!q->finished) {
         long long left = deadline - now_ms();
-        if (left <= 0) {
-            why = "timed out";
-            break;
-        }
+        if (left <= 0)
+            break; /* timed out: why stays NULL */
         struct pollfd p = {.fd = ub_fd(u->ctx), .events = POLLIN};
         int n = poll(&p, 1, (int)(left > 60000 ? 60000 : left));
         if (n < 0 && errno != EINTR) {
@@ -358,16 +356,8 @@ static int ub_query(struct pst_resolver *r, const char *name, uint16_t type, uns
     }
     if (!q->finished) {
         drop_q(u, q);
-        if (strcmp(why, "timed out") == 0 && timeout_ms % 1000 == 0) {
-            char text[64];
-            snprintf(text, sizeof text, "timed out after %u s", timeout_ms / 1000);
-            return pst_dns_answer_retry(name, type, text, out);
-        }
-        if (strcmp(why, "timed out") == 0) {
-            char text[64];
-            snprintf(text, sizeof text, "timed out after %u ms", timeout_ms);
-            return pst_dns_answer_retry(name, type, text, out);
-        }
+        if (why == NULL)
+            return pst_dns_answer_timeout(name, type, timeout_ms, out);
         return pst_dns_answer_retry(name, type, why, out);
     }
     struct pst_dns_answer *a = q->answer;

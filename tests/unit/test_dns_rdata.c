@@ -561,6 +561,14 @@ static void test_answer_build(void **state)
     assert_null(a->reason);
     pst_dns_answer_free(a);
 
+    assert_int_equal(pst_dns_answer_timeout("x.test", PST_DNS_A, 5000, &a), 0);
+    assert_int_equal(a->status, PST_DNS_RETRY);
+    assert_string_equal(a->reason, "timed out after 5 s");
+    pst_dns_answer_free(a);
+    assert_int_equal(pst_dns_answer_timeout("x.test", PST_DNS_A, 1500, &a), 0);
+    assert_string_equal(a->reason, "timed out after 1500 ms");
+    pst_dns_answer_free(a);
+
     assert_int_equal(pst_dns_answer_new("a..b", PST_DNS_A, &a), PST_ERR_SYNTAX);
 }
 

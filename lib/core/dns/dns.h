@@ -197,6 +197,10 @@ int pst_dns_answer_new(const char *name, uint16_t type, struct pst_dns_answer **
  * enforce a timeout themselves. */
 int pst_dns_answer_retry(const char *name, uint16_t type, const char *reason,
                          struct pst_dns_answer **out);
+/* The RETRY answer of a query that timed out: "timed out after 5 s" (or
+ * "after 300 ms" when timeout_ms is no whole number of seconds). */
+int pst_dns_answer_timeout(const char *name, uint16_t type, unsigned timeout_ms,
+                           struct pst_dns_answer **out);
 void pst_dns_answer_free(struct pst_dns_answer *a);
 
 /*

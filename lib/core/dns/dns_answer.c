@@ -136,6 +136,18 @@ int pst_dns_answer_retry(const char *name, uint16_t type, const char *reason,
     return 0;
 }
 
+int pst_dns_answer_timeout(const char *name, uint16_t type, unsigned timeout_ms,
+                           struct pst_dns_answer **out)
+{
+    char text[64];
+
+    if (timeout_ms % 1000 == 0)
+        snprintf(text, sizeof text, "timed out after %u s", timeout_ms / 1000);
+    else
+        snprintf(text, sizeof text, "timed out after %u ms", timeout_ms);
+    return pst_dns_answer_retry(name, type, text, out);
+}
+
 static void drop_records(struct pst_dns_answer *a)
 {
     for (size_t i = 0; i < a->nrrs; i++)
