@@ -4,7 +4,6 @@ Python's ssl and smtplib, openssl verify)."""
 import os
 import signal
 import smtplib
-import socket
 import ssl
 import subprocess
 import time

@@ -20,7 +20,8 @@
 
 Everything listens on addresses of one 127.0.N.0/24 block reserved for this
 rig (see proc.py), runs from a temporary directory, and is stopped by
-rig.stop() (also at interpreter exit). Nothing system-wide is read or
+rig.stop() (also at interpreter exit, and by PR_SET_PDEATHSIG or the reaper
+process when the interpreter is killed). Nothing system-wide is read or
 written: every server gets its own configuration file.
 
 Fixed addresses in the block: .1 knot, .2 unbound, .3 blackhole, .4 nginx,
@@ -50,6 +51,8 @@ class Rig:
         self.dir = tempfile.mkdtemp(prefix=f"postern-rig-{self.block.n}-")
         os.chmod(self.dir, 0o755)
         self.keep = bool(os.environ.get("RIG_KEEP")) if keep is None else keep
+        if self.keep:
+            open(os.path.join(self.dir, ".keep"), "w").close()
         self._dns = None
         self._ca = None
         self._https = None
@@ -217,9 +220,9 @@ class Rig:
                     piece.stop()
                 except Exception:
                     pass
-        self.block.release()
         if not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
+        self.block.release()
 
     close = stop
 

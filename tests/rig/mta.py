@@ -37,7 +37,8 @@ import subprocess
 import tempfile
 import time
 
-from .proc import Proc, RigError, alive, descendants, free_port, register, unregister, wait_tcp
+from .proc import (Proc, RigError, alive, descendants, free_port, guard, register, unguard,
+                   unregister, wait_tcp)
 
 MASTER_CF = """\
 {listen} inet  n       -       n       -       {smtpd_max}  smtpd
@@ -226,10 +227,13 @@ class Postfix:
         if p.returncode != 0:
             raise RigError(f"postfix check failed: {p.stdout}{p.stderr}\n{self.logtext()}")
         register(self)
+        self.started = True  # from here on stop() looks for a master to kill
         p = self._run("start")
-        self.started = True
         if p.returncode != 0:
             raise RigError(f"postfix start failed: {p.stdout}{p.stderr}\n{self.logtext()}")
+        self._guarded = self.master_pid()
+        if self._guarded:
+            guard(self._guarded)  # the master is the leader of its process group
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -290,6 +294,9 @@ class Postfix:
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and alive(master):
                 time.sleep(0.01)
+        if getattr(self, "_guarded", None):
+            unguard(self._guarded)
+            self._guarded = None
 
     def cleanup(self):
         self.stop()

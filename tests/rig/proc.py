@@ -17,9 +17,12 @@ import errno
 import fcntl
 import os
 import random
+import re
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -61,6 +64,45 @@ def _pdeathsig():
     """In the child before exec: die with SIGKILL when the parent does."""
     if _prctl is not None:
         _prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+# Servers that daemonize (Postfix's master makes itself a session leader)
+# escape PR_SET_PDEATHSIG. A reaper process of its own session holds their
+# process group ids; when this process ends in any way, even by SIGKILL, its
+# pipe reaches end of file and the reaper kills what is still registered.
+REAPER = """
+import os, signal, sys
+live = set()
+for line in sys.stdin:
+    op, pg = line.split()
+    (live.add if op == "+" else live.discard)(int(pg))
+for pg in live:
+    try:
+        os.killpg(pg, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+_reaper = None
+
+
+def guard(pgid):
+    """Kill process group pgid if this process dies before unguard(pgid)."""
+    global _reaper
+    if _reaper is None or _reaper.poll() is not None:
+        _reaper = subprocess.Popen([sys.executable, "-c", REAPER], stdin=subprocess.PIPE,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True, text=True)
+    _reaper.stdin.write(f"+ {pgid}\n")
+    _reaper.stdin.flush()
+
+
+def unguard(pgid):
+    if _reaper is not None and _reaper.poll() is None:
+        try:
+            _reaper.stdin.write(f"- {pgid}\n")
+            _reaper.stdin.flush()
+        except OSError:
+            pass
 
 
 class Proc:
@@ -151,11 +193,43 @@ def _listening_addresses():
     return out
 
 
+def _try_lock(n):
+    """An fd holding block n's lock, or None when another rig holds it."""
+    fd = os.open(os.path.join(LOCK_DIR, f"127.0.{n}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except OSError as e:
+        os.close(fd)
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return None
+        raise
+
+
+def _sweep():
+    """Removes the directories of rigs whose process died without cleaning
+    up (SIGKILL): their block's lock is free. Kept ones (RIG_KEEP: a .keep
+    file inside) stay."""
+    tmp = tempfile.gettempdir()
+    for d in os.listdir(tmp):
+        m = re.match(r"^postern-rig-(\d+)-", d)
+        path = os.path.join(tmp, d)
+        if not m or os.path.exists(os.path.join(path, ".keep")):
+            continue
+        fd = _try_lock(int(m.group(1)))
+        if fd is not None:
+            try:
+                shutil.rmtree(path, ignore_errors=True)
+            finally:
+                os.close(fd)
+
+
 class Block:
     """A reserved 127.0.N.0/24 block; released by release()."""
 
     def __init__(self, first=2, last=254):
         os.makedirs(LOCK_DIR, exist_ok=True)
+        _sweep()
         busy = _listening_addresses()
         candidates = list(range(first, last + 1))
         random.shuffle(candidates)
@@ -163,14 +237,9 @@ class Block:
             prefix = f"127.0.{n}."
             if any(a.startswith(prefix) for a in busy):
                 continue
-            fd = os.open(os.path.join(LOCK_DIR, f"127.0.{n}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as e:
-                os.close(fd)
-                if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    continue
-                raise
+            fd = _try_lock(n)
+            if fd is None:
+                continue
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
             self.n = n
