@@ -30,6 +30,7 @@ import threading
 import time
 
 import dns.dnssec
+import dns.exception
 import dns.flags
 import dns.message
 import dns.name
