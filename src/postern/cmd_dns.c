@@ -42,13 +42,15 @@ void cmd_dns_usage(FILE *f)
             "                   [--trust-anchor FILE] [--timeout SECONDS] [--json]\n"
             "      what postern's resolver answers; TYPE is A, AAAA, TXT, MX, TLSA, PTR\n"
             "      or CNAME (for PTR, NAME may be an IP address). First line:\n"
-            "      status=ok|notfound|retry|fail notfound=nxdomain|nodata|- \n"
+            "      status=ok|notfound|retry|fail notfound=nxdomain|nodata|-\n"
             "      dnssec=secure|insecure|bogus ttl=N canonical=NAME [reason=\"...\"],\n"
             "      then one record per line. Exit status 0 ok, 1 not found,\n"
             "      75 temporary failure, 2 failure or usage error.\n"
             "      --dns-server  forward to ADDR[:PORT] ([::1]:53 for IPv6 with a port)\n"
             "                    instead of the servers of /etc/resolv.conf\n"
-            "      --dns-zone    answer from an RFC 1035 zone file instead of the network\n"
+            "      --dns-zone    answer from an RFC 1035 zone file instead of the network;\n"
+            "                    a name holding the TXT record \"postern-test=servfail\"\n"
+            "                    or \"postern-test=timeout\" answers retry (for tests)\n"
             "      --trust-anchor  DS/DNSKEY file: validate DNSSEC (secure/bogus)\n"
             "      --timeout     seconds per query, 1..%d (default %d)\n",
             MAX_TIMEOUT_S, PST_DNS_TIMEOUT_MS / 1000);
