@@ -186,7 +186,7 @@ int pst_queue_create(struct pst_queue *q, const char *id, int *fd)
         errno = EEXIST;
         return PST_ERR_IO;
     }
-    int f = pst_fsio_openat(q->incoming_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+    int f = pst_fsio_openat(q->incoming_fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
     if (f < 0)
         return PST_ERR_IO;
     *fd = f;

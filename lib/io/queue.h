@@ -99,7 +99,8 @@ int pst_queue_id_check(const char *id);
 void pst_queue_new_id(struct pst_queue *q, uint64_t now_usec, char id[PST_QUEUE_ID_LEN + 1]);
 
 /* Creates incoming/ID.msg (O_EXCL, 0600) and returns its open fd in *fd;
- * the caller writes the message to it. PST_ERR_IO with errno EEXIST when
+ * the caller writes the message to it (the fd is open for reading too, so
+ * checks can read the message back with pread before the commit). PST_ERR_IO with errno EEXIST when
  * the id is already in use (incoming/ or queue/): take a new id. */
 int pst_queue_create(struct pst_queue *q, const char *id, int *fd);
 /* Makes the message durable with its envelope (see the order above).

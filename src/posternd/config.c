@@ -1066,12 +1066,80 @@ static int parse_dns(struct ctx *c, const config_setting_t *root, struct pst_con
     return 0;
 }
 
+/* One dkim.sign entry: { domain; selector; key; } */
+static int parse_dkim_key(struct ctx *c, const config_setting_t *g, struct pst_dkim_key_conf *k)
+{
+    static const char *const keys[] = {"domain", "selector", "key", NULL};
+    const char *v, *why;
+    int rc;
+
+    if ((rc = check_keys(c, g, keys)) < 0)
+        return rc;
+    if ((rc = get_str(c, g, "domain", &v)) <= 0)
+        return rc < 0 ? rc : fail(c, g, "domain: required");
+    if ((why = domain_problem(v)) != NULL)
+        return fail(c, config_setting_get_member(g, "domain"), "domain \"%s\" %s", v, why);
+    if ((rc = dup_str(c, v, &k->domain)) < 0)
+        return rc;
+    to_lower(k->domain);
+    if ((rc = get_str(c, g, "selector", &v)) <= 0)
+        return rc < 0 ? rc : fail(c, g, "selector: required");
+    /* RFC 6376 3.1: a selector is one or more sub-domain labels */
+    if ((why = domain_problem(v)) != NULL)
+        return fail(c, config_setting_get_member(g, "selector"), "selector \"%s\" %s", v, why);
+    if ((rc = dup_str(c, v, &k->selector)) < 0)
+        return rc;
+    if ((rc = get_str(c, g, "key", &v)) <= 0)
+        return rc < 0 ? rc : fail(c, g, "key: required (the private key file)");
+    return dup_str(c, v, &k->key_file);
+}
+
+/* dkim = { verify = true; max_signatures = 5; sign = ( { ... }, ... ); }; */
+static int parse_dkim(struct ctx *c, const config_setting_t *root, struct pst_conf *conf)
+{
+    static const char *const keys[] = {"verify", "max_signatures", "sign", NULL};
+    const config_setting_t *g = NULL, *list = NULL;
+    uint64_t n64;
+    int rc;
+
+    conf->dkim_verify = 1;
+    conf->dkim_max_sigs = 5;
+    if ((rc = get_group(c, root, "dkim", &g)) <= 0)
+        return rc;
+    if ((rc = check_keys(c, g, keys)) < 0 ||
+        (rc = get_bool(c, g, "verify", &conf->dkim_verify)) < 0 ||
+        (rc = get_uint(c, g, "max_signatures", 1, 64, &n64)) < 0)
+        return rc;
+    if (rc > 0)
+        conf->dkim_max_sigs = (unsigned)n64;
+    if ((rc = get_group_list(c, g, "sign", &list)) <= 0)
+        return rc;
+    size_t n = (size_t)config_setting_length(list);
+    if (n == 0)
+        return 0;
+    conf->dkim_keys = calloc(n, sizeof *conf->dkim_keys);
+    if (conf->dkim_keys == NULL)
+        return oom(c);
+    for (size_t i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+        conf->ndkim_keys++;
+        if ((rc = parse_dkim_key(c, e, &conf->dkim_keys[i])) < 0)
+            return rc;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(conf->dkim_keys[j].domain, conf->dkim_keys[i].domain) == 0 &&
+                strcmp(conf->dkim_keys[j].selector, conf->dkim_keys[i].selector) == 0)
+                return fail(c, e, "duplicate key %s._domainkey.%s", conf->dkim_keys[i].selector,
+                            conf->dkim_keys[i].domain);
+    }
+    return 0;
+}
+
 static struct pst_conf *build(struct ctx *c, const config_t *cfg)
 {
-    static const char *const top_keys[] = {"hostname", "spool",      "mail_root", "run_as",
-                                           "log",      "tls",        "listeners", "domains",
-                                           "users",    "postmaster", "catchall",  "aliases",
-                                           "limits",   "timeouts",   "dns",       NULL};
+    static const char *const top_keys[] = {
+        "hostname",  "spool",    "mail_root", "run_as",     "log",      "tls",
+        "listeners", "domains",  "users",     "postmaster", "catchall", "aliases",
+        "limits",    "timeouts", "dns",       "dkim",       NULL};
     const config_setting_t *root = config_root_setting(cfg);
     struct pst_conf *conf = calloc(1, sizeof *conf);
 
@@ -1087,7 +1155,8 @@ static struct pst_conf *build(struct ctx *c, const config_t *cfg)
         parse_user_ref(c, root, conf, "postmaster", 1, &conf->postmaster) < 0 ||
         parse_user_ref(c, root, conf, "catchall", 0, &conf->catchall) < 0 ||
         parse_aliases(c, root, conf) < 0 || parse_limits(c, root, conf) < 0 ||
-        parse_timeouts(c, root, conf) < 0 || parse_dns(c, root, conf) < 0) {
+        parse_timeouts(c, root, conf) < 0 || parse_dns(c, root, conf) < 0 ||
+        parse_dkim(c, root, conf) < 0) {
         pst_conf_free(conf);
         return NULL;
     }
@@ -1211,6 +1280,12 @@ void pst_conf_free(struct pst_conf *conf)
     free(conf->aliases);
     free(conf->postmaster);
     free(conf->catchall);
+    for (size_t i = 0; i < conf->ndkim_keys; i++) {
+        free(conf->dkim_keys[i].domain);
+        free(conf->dkim_keys[i].selector);
+        free(conf->dkim_keys[i].key_file);
+    }
+    free(conf->dkim_keys);
     free(conf->dns_server);
     free(conf->dns_trust_anchor);
     free(conf);

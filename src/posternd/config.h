@@ -42,6 +42,15 @@ enum pst_log_target {
     PST_LOG_SYSLOG = 1,
 };
 
+/* One DKIM signing key (RFC 6376): a domain may have several (rsa and
+ * ed25519 at once, RFC 8463 3). The key file is read at start and on
+ * reload by the daemon, never by the loader, and never logged. */
+struct pst_dkim_key_conf {
+    char *domain;   /* d=, lower case */
+    char *selector; /* s= */
+    char *key_file; /* PEM private key */
+};
+
 struct pst_conf {
     char *source; /* file name, or "(embedded default)" */
 
@@ -85,6 +94,12 @@ struct pst_conf {
     unsigned timeout_tls;     /* TLS handshake */
     unsigned shutdown_grace;  /* SIGTERM: time sessions get to finish */
     unsigned retry_interval;  /* local delivery retry after a temporary failure */
+
+    /* DKIM (the dkim group) */
+    struct pst_dkim_key_conf *dkim_keys;
+    size_t ndkim_keys;
+    int dkim_verify;        /* verify inbound signatures */
+    unsigned dkim_max_sigs; /* signatures looked at per message */
 
     /* DNS (the dns group) */
     char *dns_server;       /* "ADDR[:PORT]" to forward queries to; NULL: resolv.conf */

@@ -25,10 +25,14 @@ struct session;
 typedef struct ssl_ctx_st SSL_CTX;
 
 /* A configuration and the TLS context made from it, reference counted. */
+struct pstd_signers;
+
 struct pstd_confref {
     struct pst_conf *conf;
-    SSL_CTX *tls; /* NULL when no certificate is configured */
-    int refs;     /* guarded by the daemon's conf lock */
+    SSL_CTX *tls;                 /* NULL when no certificate is configured */
+    struct pstd_signers *signers; /* DKIM signing keys, parsed once */
+    unsigned long gen;            /* generation: each load gets a new one */
+    int refs;                     /* guarded by the daemon's conf lock */
 };
 
 struct pstd_listener {
@@ -43,6 +47,7 @@ struct pstd {
     struct pstd_confref *cur;
 
     struct pstd_pool *commit_pool;
+    struct pstd_pool *check_pool; /* checks before the 250: DKIM (DNS) */
     struct pstd_pool *deliver_pool;
     struct pst_queue *queue;
     struct pstd_spool *spool;
@@ -91,6 +96,21 @@ struct pstd_spool *pstd_spool_new(struct pstd *d);
 void pstd_spool_free(struct pstd_spool *sp);
 int pstd_spool_commit(struct pstd_spool *sp, int fd, struct pst_envelope *env,
                       void (*cb)(void *arg, int rc), void *arg);
+
+/* checks.c: the checks run before a message is acknowledged, and the
+ * DKIM signing keys of a configuration. */
+int pstd_signers_load(const struct pst_conf *c, struct pstd_signers **out, char *err,
+                      size_t errlen);
+void pstd_signers_free(struct pstd_signers *s);
+size_t pstd_signers_count(const struct pstd_signers *s);
+struct pst_dkim_signer;
+/* The signer of a domain (all its keys), or NULL: for outbound signing. */
+const struct pst_dkim_signer *pstd_signer_for(const struct pstd_signers *s, const char *domain);
+/* Reads the message at fd (offset 0, the fd stays the caller's) on the
+ * check pool; then cb(arg, summary) on the loop with a one-line summary in
+ * RFC 8601 result words. 0, or -1 when the check could not be queued. */
+int pstd_check_message(struct pstd *d, int fd, void (*cb)(void *arg, const char *summary),
+                       void *arg);
 
 /* delivery.c */
 struct pstd_delivery *pstd_delivery_new(struct pstd *d);

@@ -137,10 +137,12 @@ int main(int argc, char **argv)
     d.base = event_base_new();
     d.iptab = pstd_iptab_new();
     d.commit_pool = pstd_pool_new(d.base, 2);
+    d.check_pool = pstd_pool_new(d.base, 2);
     d.deliver_pool = pstd_pool_new(d.base, 2);
     d.spool = pstd_spool_new(&d);
     d.delivery = pstd_delivery_new(&d);
-    if (!d.base || !d.iptab || !d.commit_pool || !d.deliver_pool || !d.spool || !d.delivery) {
+    if (!d.base || !d.iptab || !d.commit_pool || !d.check_pool || !d.deliver_pool || !d.spool ||
+        !d.delivery) {
         log_err("out of memory at start");
         goto out;
     }
@@ -196,6 +198,7 @@ out:
     /* orderly end: no sessions remain; let commits and deliveries finish */
     if (retry_timer != NULL)
         event_free(retry_timer);
+    pstd_pool_free(d.check_pool);
     pstd_pool_free(d.commit_pool);
     pstd_pool_free(d.deliver_pool);
     pstd_spool_free(d.spool);

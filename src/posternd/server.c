@@ -45,6 +45,7 @@ struct pstd_confref *pstd_conf_get(struct pstd *d)
 
 static void confref_free(struct pstd_confref *r)
 {
+    pstd_signers_free(r->signers);
     pst_conf_free(r->conf);
     SSL_CTX_free(r->tls);
     free(r);
@@ -85,6 +86,17 @@ struct pstd_confref *pstd_confref_make(struct pst_conf *conf, char *err, size_t 
             return NULL;
         }
     }
+    if (pstd_signers_load(conf, &r->signers, err, errlen) != 0) {
+        SSL_CTX_free(r->tls);
+        free(r);
+        return NULL;
+    }
+    if (conf->ndkim_keys > 0)
+        log_info("dkim: %zu signing key%s for %zu domain%s loaded", conf->ndkim_keys,
+                 conf->ndkim_keys == 1 ? "" : "s", pstd_signers_count(r->signers),
+                 pstd_signers_count(r->signers) == 1 ? "" : "s");
+    static unsigned long generation;
+    r->gen = ++generation;
     r->conf = conf;
     r->refs = 1;
     return r;

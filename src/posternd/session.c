@@ -356,6 +356,9 @@ struct commit_ctx {
     struct pst_envelope *env;
 };
 
+static void commit_message(struct session *s);
+static void checks_done(void *arg, const char *summary);
+
 static void commit_done(void *arg, int rc)
 {
     struct commit_ctx *cc = arg;
@@ -409,6 +412,42 @@ static void end_of_message(struct session *s)
         reset_transaction(s);
         return;
     }
+    if (s->conf->dkim_verify) {
+        /* the checks read the spooled message on the check pool */
+        s->busy = 1;
+        if (pstd_check_message(s->d, s->spool_fd, checks_done, s) == 0)
+            return;
+        s->busy = 0;
+        log_err("session %llu: cannot queue the message checks", (unsigned long long)s->serial);
+    }
+    commit_message(s);
+}
+
+/* The checks of a message are done: log them, then make it durable. */
+static void checks_done(void *arg, const char *summary)
+{
+    struct session *s = arg;
+    ENTER(s);
+    s->busy = 0;
+    if (s->gone) {
+        /* the client left before its 250: the message was never ours */
+        reset_transaction(s);
+        close_when_flushed(s);
+        LEAVE(s);
+        return;
+    }
+    log_info("session %llu %s: %s checks: %s", (unsigned long long)s->serial, s->ip, s->id,
+             summary);
+    commit_message(s);
+    if (!s->busy && !s->closing)
+        process(s);
+    LEAVE(s);
+}
+
+/* Hands the message with its envelope to the spool; 250 comes from
+ * commit_done once it is on disk. */
+static void commit_message(struct session *s)
+{
     struct commit_ctx *cc = calloc(1, sizeof(*cc));
     struct pst_envelope *env = calloc(1, sizeof(*env));
     if (cc == NULL || env == NULL)

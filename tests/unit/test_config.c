@@ -150,6 +150,9 @@ static void test_example(void **state)
     assert_string_equal(c->dns_server, "127.0.0.1");
     assert_string_equal(c->dns_trust_anchor, "/usr/share/dns/root.ds");
     assert_int_equal(c->dns_timeout, 5);
+    assert_int_equal(c->dkim_verify, 1);
+    assert_int_equal(c->ndkim_keys, 2);
+    assert_string_equal(c->dkim_keys[1].selector, "s2026e");
     pst_conf_free(c);
 }
 
@@ -254,6 +257,18 @@ static void test_variants(void **state)
     assert_string_equal(c->dns_server, "::1");
     assert_null(c->dns_trust_anchor);
     assert_int_equal(c->dns_timeout, 1);
+    pst_conf_free(c);
+    c = load_text(MIN "dkim = { verify = false; max_signatures = 64; sign = (\n"
+                      "  { domain = \"Example.ORG\"; selector = \"s1.x\"; key = \"/k1\"; },\n"
+                      "  { domain = \"example.org\"; selector = \"s2\"; key = \"/k2\"; } ); };\n",
+                  err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(c->dkim_verify, 0);
+    assert_int_equal(c->dkim_max_sigs, 64);
+    assert_int_equal(c->ndkim_keys, 2);
+    assert_string_equal(c->dkim_keys[0].domain, "example.org");
+    assert_string_equal(c->dkim_keys[0].selector, "s1.x");
+    assert_string_equal(c->dkim_keys[1].key_file, "/k2");
     pst_conf_free(c);
     c = load_text(MIN "dns = { };\n", err, sizeof err);
     assert_non_null(c);
@@ -542,6 +557,29 @@ static const struct bad_case bad_cases[] = {
     {"dns timeout big", MIN "dns = {\n\n timeout = 301; };\n", 7, "not 301"},
     {"dns timeout string", MIN "dns = { timeout = \"5\"; };\n", 5,
      "dns.timeout: must be an integer"},
+    {"dkim not group", MIN "dkim = true;\n", 5, "dkim: must be a group"},
+    {"dkim unknown", MIN "dkim = {\n verfy = true; };\n", 6,
+     "unknown setting (did you mean verify?)"},
+    {"dkim verify int", MIN "dkim = { verify = 1; };\n", 5, "dkim.verify: must be true or false"},
+    {"dkim max 0", MIN "dkim = { max_signatures = 0; };\n", 5, "must be between 1 and 64, not 0"},
+    {"dkim sign not list", MIN "dkim = { sign = \"k.pem\"; };\n", 5, "must be a list"},
+    {"dkim sign no domain", MIN "dkim = { sign = (\n { selector = \"s\"; key = \"k\"; } ); };\n", 6,
+     "domain: required"},
+    {"dkim sign bad domain",
+     MIN "dkim = { sign = ( { domain = \"a..b\"; selector = \"s\"; key = \"k\"; } ); };\n", 5,
+     "domain \"a..b\""},
+    {"dkim sign bad selector",
+     MIN "dkim = { sign = ( { domain = \"a.b\"; selector = \"s s\"; key = \"k\"; } ); };\n", 5,
+     "selector \"s s\""},
+    {"dkim sign no key", MIN "dkim = { sign = ( { domain = \"a.b\"; selector = \"s\"; } ); };\n", 5,
+     "key: required (the private key file)"},
+    {"dkim sign duplicate",
+     MIN "dkim = { sign = ( { domain = \"a.b\"; selector = \"s\"; key = \"k\"; },\n"
+         " { domain = \"A.b\"; selector = \"s\"; key = \"k2\"; } ); };\n",
+     6, "duplicate key s._domainkey.a.b"},
+    {"dkim sign unknown key",
+     MIN "dkim = { sign = ( { domain = \"a.b\"; selector = \"s\"; file = \"k\"; } ); };\n", 5,
+     "unknown setting"},
 };
 
 /* want is a substring of got; a want ending in '$' must end got. */
