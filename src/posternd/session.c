@@ -429,8 +429,9 @@ static void checks_done(void *arg, const char *summary)
     struct session *s = arg;
     ENTER(s);
     s->busy = 0;
-    if (s->gone) {
-        /* the client left before its 250: the message was never ours */
+    if (s->gone || s->closing) {
+        /* the client left (or was told 421) before its 250: the message
+         * was never ours, and the client will send it again */
         reset_transaction(s);
         close_when_flushed(s);
         LEAVE(s);
