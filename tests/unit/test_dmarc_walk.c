@@ -23,6 +23,7 @@
 #include "dns.h"
 #include "err.h"
 #include "msg.h"
+#include "psl.h"
 #include "resolver.h"
 
 static struct pst_resolver *zone(const char *text)
@@ -207,6 +208,27 @@ static void test_walk_psl(void **state)
     pst_resolver_free(r);
 }
 
+/* The libpsl adapter (lib/io/psl.c) with Debian's list. */
+static void test_psl_adapter(void **state)
+{
+    (void)state;
+    struct pst_psl *p = NULL;
+    char err[256], out[PST_DMARC_DOMAIN_MAX];
+    assert_int_equal(pst_psl_open(NULL, &p, err, sizeof(err)), 0);
+    assert_int_equal(pst_psl_registrable(p, "a.b.Example.CO.UK.", out, sizeof(out)), 0);
+    assert_string_equal(out, "example.co.uk");
+    assert_int_equal(pst_psl_registrable(p, "mail.example.com", out, sizeof(out)), 0);
+    assert_string_equal(out, "example.com");
+    assert_int_equal(pst_psl_registrable(p, "co.uk", out, sizeof(out)), PST_ERR_NOTFOUND);
+    assert_int_equal(pst_psl_registrable(p, "bad name", out, sizeof(out)), PST_ERR_SYNTAX);
+    assert_int_equal(pst_psl_registrable(p, "example.com", out, 4), PST_ERR_TOOBIG);
+    const struct pst_dmarc_psl *i = pst_psl_dmarc(p);
+    assert_int_equal(i->registrable(i->arg, "x.example.org", out, sizeof(out)), 0);
+    assert_string_equal(out, "example.org");
+    pst_psl_free(p);
+    assert_int_equal(pst_psl_open("/nonexistent/psl.dat", &p, err, sizeof(err)), PST_ERR_IO);
+}
+
 /* ---- evaluation matrix -------------------------------------------------- */
 
 static const char eval_zone[] =
@@ -387,9 +409,9 @@ static void test_eval_header(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_walk_table),  cmocka_unit_test(test_walk_errors),
-        cmocka_unit_test(test_walk_psl),    cmocka_unit_test(test_eval_table),
-        cmocka_unit_test(test_eval_header),
+        cmocka_unit_test(test_walk_table), cmocka_unit_test(test_walk_errors),
+        cmocka_unit_test(test_walk_psl),   cmocka_unit_test(test_psl_adapter),
+        cmocka_unit_test(test_eval_table), cmocka_unit_test(test_eval_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
