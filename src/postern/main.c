@@ -14,6 +14,7 @@ static const struct cli_cmd commands[] = {
     {"queue", cmd_queue, cmd_queue_usage, "list and inspect queued messages"},
     {"dns", cmd_dns, cmd_dns_usage, "look up DNS records as postern sees them"},
     {"dkim", cmd_dkim, cmd_dkim_usage, "make DKIM keys, sign and verify messages"},
+    {"dmarc", cmd_dmarc, cmd_dmarc_usage, "find and check DMARC policy records"},
     {"help", cmd_help, cmd_help_usage, "show this help, or a command's"},
     {"version", cmd_version, cmd_version_usage, "print the version"},
 };

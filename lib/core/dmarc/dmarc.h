@@ -94,6 +94,7 @@ enum pst_dmarc_rec_state {
 struct pst_dmarc_issue {
     char tag[16];    /* the tag name as written (cut to 15), or "" */
     const char *why; /* static text */
+    int warning;     /* a note (RFC 7489 tag), not an error of the record */
 };
 
 /* A parsed record: everything is owned by it (pst_dmarc_record_free). */

@@ -41,6 +41,7 @@ static void issue(struct pst_dmarc_record *r, const char *tag, size_t tlen, cons
     memcpy(is->tag, tag, n);
     is->tag[n] = '\0';
     is->why = why;
+    is->warning = strncmp(why, "RFC 7489", 8) == 0;
 }
 
 const char *pst_dmarc_policy_name(enum pst_dmarc_policy p)
