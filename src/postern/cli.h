@@ -38,6 +38,10 @@ void cmd_dns_usage(FILE *f);
 int cmd_dkim(int argc, char **argv);
 void cmd_dkim_usage(FILE *f);
 
+/* `postern spf check --ip IP --sender ADDR [--helo NAME]` (cmd_spf.c). */
+int cmd_spf(int argc, char **argv);
+void cmd_spf_usage(FILE *f);
+
 /* `postern dmarc record DOMAIN | lint "RECORD"` (cmd_dmarc.c). */
 int cmd_dmarc(int argc, char **argv);
 void cmd_dmarc_usage(FILE *f);
