@@ -157,6 +157,22 @@ static void test_walk_errors(void **state)
     assert_int_equal(pst_dmarc_walk(&o, "", &w), PST_ERR_SYNTAX);
     assert_int_equal(pst_dmarc_walk(&o, "a..b", &w), PST_ERR_SYNTAX);
     assert_null(w);
+    /* a name so long that _dmarc.<name> is not a DNS name: skipped */
+    char longname[260];
+    memset(longname, 'a', 60);
+    memcpy(longname + 60, ".", 1);
+    memset(longname + 61, 'b', 60);
+    memcpy(longname + 121, ".", 1);
+    memset(longname + 122, 'c', 60);
+    memcpy(longname + 182, ".", 1);
+    memset(longname + 183, 'd', 60);
+    memcpy(longname + 243, ".example", 9);
+    assert_int_equal(pst_dmarc_walk(&o, longname, &w), 0);
+    assert_int_equal(w->error, 0);
+    assert_int_equal(w->nq, 5);
+    assert_int_equal(w->q[0].step, PST_DMARC_STEP_NONE);
+    assert_string_equal(w->q[4].domain, "example");
+    pst_dmarc_walk_free(w);
     /* a budget of 2 queries: the third is refused, permerror */
     struct pst_dns_budget b = {.max_queries = 2};
     o.budget = &b;

@@ -44,7 +44,7 @@
  * Author Domain (dmarc_from.c), RFC 9989 5.3.1 and 11.5, RFC 5322 3.4:
  * exactly one From field holding exactly one mailbox (name-addr or
  * addr-spec, also inside a group), else a defined result (multiple From
- * fields: the OpenDMARC CVE-2020-12460 class). Comments (nested to
+ * fields: the class of OpenDMARC's multiple-From CVE). Comments (nested to
  * PST_DMARC_MAX_COMMENT_DEPTH) and quoted strings are understood; obs-route
  * in an angle-addr is skipped (RFC 5322 4.4). Domain literals and non-ASCII
  * domains (U-labels, which would need IDNA conversion, RFC 9989 5.3.1) are

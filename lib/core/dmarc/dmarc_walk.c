@@ -91,8 +91,14 @@ static int query_one(const struct pst_dmarc_opts *o, struct pst_dmarc_walk *w, c
     rc = pst_dns_query(o->resolver, o->budget, name, PST_DNS_TXT, &a);
     if (rc == PST_ERR_NOMEM)
         return rc;
+    if (rc == PST_ERR_SYNTAX) {
+        /* _dmarc.<domain> is over 255 octets: no record can be there */
+        q->step = PST_DMARC_STEP_NONE;
+        q->why = "_dmarc name too long";
+        return 0;
+    }
     if (rc != 0) {
-        /* budget used up or a name DNS refuses (over 255 octets) */
+        /* the budget is used up */
         q->step = PST_DMARC_STEP_PERMERROR;
         q->why = rc == PST_ERR_TOOBIG ? "DNS query budget used up" : "name not queryable";
         snprintf(w->dns_reason, sizeof(w->dns_reason), "%s: %s", name, q->why);
