@@ -491,6 +491,21 @@ static const struct eval_case eval_cases[] = {
      "192.0.2.1", "u@d.e.test", NULL, PST_SPF_PASS, NULL},
     {"exists %{l}", "d TXT \"v=spf1 exists:%{l}.u.e.test -all\"\njoe.u A 127.0.0.2\n", "192.0.2.1",
      "joe@d.e.test", NULL, PST_SPF_PASS, NULL},
+    /* RFC 7208 7.4 through check_host: %{i} of both families, %{v}, %{d2} */
+    {"rfc 7.4 v4",
+     "email.example.com. TXT \"v=spf1 exists:%{ir}.%{v}._spf.%{d2} -all\"\n"
+     "3.2.0.192.in-addr._spf.example.com. A 127.0.0.2\n",
+     "192.0.2.3", "strong-bad@email.example.com", NULL, PST_SPF_PASS, NULL},
+    {"rfc 7.4 v6",
+     "email.example.com. TXT \"v=spf1 exists:%{ir}.%{v}._spf.%{d2} -all\"\n"
+     "1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6._spf."
+     "example.com. A 127.0.0.2\n",
+     "2001:db8::cb01", "strong-bad@email.example.com", NULL, PST_SPF_PASS, NULL},
+    {"exp %{i} v6", "d TXT \"v=spf1 -all exp=x.e.test\"\nx TXT \"%{i} %{v} %{c}\"\n",
+     "2001:db8::cb01", "u@d.e.test", NULL, PST_SPF_FAIL,
+     "2.0.0.1.0.d.b.8.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.c.b.0.1 ip6 2001:db8::cb01"},
+    {"exp %{i} mapped", "d TXT \"v=spf1 -all exp=x.e.test\"\nx TXT \"%{i} %{v} %{c}\"\n",
+     "::ffff:192.0.2.3", "u@d.e.test", NULL, PST_SPF_FAIL, "192.0.2.3 in-addr 192.0.2.3"},
     /* include (RFC 7208 5.2) */
     {"include pass", "d TXT \"v=spf1 include:i.e.test -all\"\ni TXT \"v=spf1 +all\"\n", "192.0.2.1",
      "u@d.e.test", NULL, PST_SPF_PASS, NULL},
