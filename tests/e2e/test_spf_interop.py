@@ -11,7 +11,8 @@ pyspf (TempError) as it does for postern's zone resolver.
   - test_random_records: 200 records generated from a seeded RNG
     (reproducible: SEED), evaluated from one random client address each;
   - the rig: a few cases through knot+unbound with --dns-server (pass,
-    fail, temperror on a name that never answers).
+    fail, temperror on a name that never answers, none), pyspf asking
+    the same unbound through dnspython (all but the timeout).
 
 Where RFC 7208 allows more than one result, a case lists every allowed
 result and says why; otherwise both must agree exactly (and with the
@@ -418,9 +419,24 @@ def rig_server(rig):
     ("192.0.2.21", "joe@slow.spf.test", "temperror"),
     ("192.0.2.21", "joe@nosuch.spf.test", "none"),
 ], ids=["mx", "a", "include-ip4", "include-ip6", "fail", "timeout", "none"])
-def test_rig(rig_server, ip, sender, want):
+def test_rig(rig, rig_server, ip, sender, want):
     j = postern(None, ip, sender, "helo.spf.test", *rig_server, "--timeout", "2")
     assert j["result"] == want, j
+    if want != "temperror":
+        # pyspf through the same unbound (dnspython's default resolver)
+        import dns.resolver
+        saved = dns.resolver.default_resolver
+        res = dns.resolver.Resolver(configure=False)
+        res.nameservers = [rig.resolver[0]]
+        res.port = rig.resolver[1]
+        dns.resolver.default_resolver = res
+        try:
+            theirs, exp = spf.check2(i=ip, s=sender, h="helo.spf.test", querytime=20)
+        finally:
+            dns.resolver.default_resolver = saved
+        assert theirs == want, (theirs, exp)
+        if j["explanation"] is not None:
+            assert same_exp(j["explanation"], exp, ip), (j, exp)
     if want == "fail":
         assert j["explanation"] == f"{ip} is not allowed to send for spf.test", j
         assert j["mechanism"] == "-all"
