@@ -127,7 +127,10 @@ static void content(struct stage *s, const char *p, size_t n)
     bc->any = 1;
 }
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define DKIM_SSE2 1
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define DKIM_SWAR 1
 /* 0x80 in each byte of w that equals the byte in pat (all 8 the same);
  * exact, no false positives (the "has zero byte" test per byte). */
@@ -143,8 +146,8 @@ static inline uint64_t bytes_eq(uint64_t w, uint64_t pat)
  * The end of the run of octets from p[i] on that pass through unchanged:
  * up to the next CR; in relaxed mode also up to a TAB or a WSP run, a
  * single SP between two content octets being its own canonical form.
- * Relaxed scans eight octets at a time where it can: this loop is most of
- * the cost of verifying a large message.
+ * Relaxed scans sixteen (SSE2) or eight octets at a time where it can:
+ * this loop was most of the cost of verifying a large message.
  */
 static size_t run_end(const char *p, size_t i, size_t n, int relaxed)
 {
@@ -153,7 +156,24 @@ static size_t run_end(const char *p, size_t i, size_t n, int relaxed)
         return cr ? (size_t)(cr - p) : n;
     }
     for (;;) {
-#ifdef DKIM_SWAR
+#if defined(DKIM_SSE2)
+        /* sixteen octets a time (SSE2 is part of x86-64): the same stop
+         * rule as the eight-octet one below, one bit per octet */
+        const __m128i vcr = _mm_set1_epi8('\r'), vtab = _mm_set1_epi8('\t');
+        const __m128i vsp = _mm_set1_epi8(' ');
+        while (n - i >= 16) {
+            __m128i w = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+            unsigned cr = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w, vcr));
+            unsigned tab = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w, vtab));
+            unsigned sp = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w, vsp));
+            unsigned stop = cr | tab | (sp & ((sp | tab | cr) >> 1)) | (sp & 0x8000u);
+            if (stop != 0) {
+                i += (size_t)__builtin_ctz(stop);
+                break;
+            }
+            i += 16;
+        }
+#elif defined(DKIM_SWAR)
         const uint64_t ones = 0x0101010101010101ULL;
         while (n - i >= 8) {
             uint64_t w;
