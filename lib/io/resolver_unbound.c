@@ -58,11 +58,27 @@ struct ubq {
     struct pst_dns_answer *answer;
 };
 
+/*
+ * Answers of blocking queries are kept in a small direct-mapped cache of
+ * the resolver's own, for their TTL but at most UB_CACHE_TTL seconds: even
+ * a libunbound cache hit is a round trip through its worker thread, and an
+ * SPF check asks the same names again and again. Only OK and NOTFOUND
+ * answers are kept (RFC 2308 for the negative ones); RETRY and FAIL never.
+ */
+#define UB_CACHE_SLOTS 1024
+#define UB_CACHE_TTL   300
+
+struct ub_slot {
+    struct pst_dns_answer *a;
+    long long expires_ms;
+};
+
 struct ub {
     struct pst_resolver r; /* first: the interface */
     struct ub_ctx *ctx;
     struct ubq *pending;
     unsigned next_id;
+    struct ub_slot cache[UB_CACHE_SLOTS];
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -324,10 +340,55 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static struct ub_slot *cache_slot(struct ub *u, const char *name, uint16_t type)
+{
+    unsigned h = 2166136261u ^ type;
+    for (const char *p = name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return &u->cache[h % UB_CACHE_SLOTS];
+}
+
+/* A copy of a live cached answer, with its TTL counted down; 0 when none. */
+static int cache_get(struct ub *u, const char *name, uint16_t type, struct pst_dns_answer **out)
+{
+    struct ub_slot *sl = cache_slot(u, name, type);
+    long long now = now_ms();
+    if (sl->a == NULL || sl->a->type != type || strcmp(sl->a->name, name) != 0)
+        return 0;
+    if (now >= sl->expires_ms) {
+        pst_dns_answer_free(sl->a);
+        sl->a = NULL;
+        return 0;
+    }
+    struct pst_dns_answer *c;
+    if (pst_dns_answer_copy(sl->a, &c) != 0)
+        return 0;
+    uint32_t left = (uint32_t)((sl->expires_ms - now + 999) / 1000);
+    if (c->ttl > left)
+        c->ttl = left;
+    *out = c;
+    return 1;
+}
+
+static void cache_put(struct ub *u, const struct pst_dns_answer *a)
+{
+    if ((a->status != PST_DNS_OK && a->status != PST_DNS_NOTFOUND) || a->ttl == 0)
+        return;
+    struct pst_dns_answer *c;
+    if (pst_dns_answer_copy(a, &c) != 0)
+        return;
+    struct ub_slot *sl = cache_slot(u, a->name, a->type);
+    pst_dns_answer_free(sl->a);
+    sl->a = c;
+    sl->expires_ms = now_ms() + 1000LL * (a->ttl < UB_CACHE_TTL ? a->ttl : UB_CACHE_TTL);
+}
+
 static int ub_query(struct pst_resolver *r, const char *name, uint16_t type, unsigned timeout_ms,
                     struct pst_dns_answer **out)
 {
     struct ub *u = (struct ub *)r;
+    if (cache_get(u, name, type, out))
+        return 0;
     struct ubq *q = new_q(u, name, type);
     long long deadline = now_ms() + timeout_ms;
     const char *why = NULL;
@@ -366,6 +427,7 @@ static int ub_query(struct pst_resolver *r, const char *name, uint16_t type, uns
     drop_q(u, q);
     if (rc != 0)
         return rc;
+    cache_put(u, a);
     *out = a;
     return 0;
 }
@@ -421,6 +483,8 @@ static void ub_free(struct pst_resolver *r)
         drop_q(u, u->pending);
     if (u->ctx != NULL)
         ub_ctx_delete(u->ctx);
+    for (size_t i = 0; i < UB_CACHE_SLOTS; i++)
+        pst_dns_answer_free(u->cache[i].a);
     free(u);
 }
 

@@ -202,6 +202,8 @@ int pst_dns_answer_retry(const char *name, uint16_t type, const char *reason,
 int pst_dns_answer_timeout(const char *name, uint16_t type, unsigned timeout_ms,
                            struct pst_dns_answer **out);
 void pst_dns_answer_free(struct pst_dns_answer *a);
+/* A deep copy of a (for caches). 0 and *out, or PST_ERR_NOMEM. */
+int pst_dns_answer_copy(const struct pst_dns_answer *a, struct pst_dns_answer **out);
 
 /*
  * Decodes one rdata of the answer's type and appends it. Returns 0, or

@@ -148,6 +148,58 @@ int pst_dns_answer_timeout(const char *name, uint16_t type, unsigned timeout_ms,
     return pst_dns_answer_retry(name, type, text, out);
 }
 
+static int dup_opt(const char *s, char **out)
+{
+    *out = NULL;
+    if (s == NULL)
+        return 0;
+    *out = strdup(s);
+    return *out == NULL ? PST_ERR_NOMEM : 0;
+}
+
+int pst_dns_answer_copy(const struct pst_dns_answer *a, struct pst_dns_answer **out)
+{
+    struct pst_dns_answer *c = calloc(1, sizeof *c);
+
+    if (c == NULL)
+        return PST_ERR_NOMEM;
+    *c = *a;
+    c->name = c->canonical = c->reason = NULL;
+    c->rrs = NULL;
+    c->nrrs = 0;
+    if (dup_opt(a->name, &c->name) != 0 || dup_opt(a->canonical, &c->canonical) != 0 ||
+        dup_opt(a->reason, &c->reason) != 0)
+        goto nomem;
+    if (a->nrrs > 0) {
+        c->rrs = calloc(a->nrrs, sizeof *c->rrs);
+        if (c->rrs == NULL)
+            goto nomem;
+        for (size_t i = 0; i < a->nrrs; i++) {
+            const struct pst_dns_rr *r = &a->rrs[i];
+            struct pst_dns_rr *d = &c->rrs[i];
+            *d = *r;
+            d->name = NULL;
+            d->data = NULL;
+            c->nrrs = i + 1;
+            if (dup_opt(r->name, &d->name) != 0)
+                goto nomem;
+            if (r->data != NULL) {
+                /* data keeps its NUL after the counted bytes (dns.h) */
+                d->data = malloc(r->len + 1);
+                if (d->data == NULL)
+                    goto nomem;
+                memcpy(d->data, r->data, r->len);
+                d->data[r->len] = '\0';
+            }
+        }
+    }
+    *out = c;
+    return 0;
+nomem:
+    pst_dns_answer_free(c);
+    return PST_ERR_NOMEM;
+}
+
 static void drop_records(struct pst_dns_answer *a)
 {
     for (size_t i = 0; i < a->nrrs; i++)
