@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +31,7 @@
 #include "dns.h"
 #include "err.h"
 #include "log.h"
+#include "msg.h"
 #include "resolver.h"
 #include "worker.h"
 
@@ -246,24 +246,18 @@ struct check {
     struct pst_buf *summary;
 };
 
-/* 1 when a field of the header section h[0..len) is named DKIM-Signature
- * (RFC 6376 3.5; field names are case-insensitive, RFC 5322 1.2.2). */
+/* 1 when the header section h[0..len) has a DKIM-Signature field (RFC
+ * 6376 3.5), or may have one: a section that does not split is left to the
+ * verifier, which names the problem. */
 static int has_signature(const char *h, size_t len)
 {
-    static const char name[] = "dkim-signature";
-    size_t n = sizeof(name) - 1;
-    for (size_t i = 0; i + n < len; i++) {
-        if (i > 0 && h[i - 1] != '\n')
-            continue;
-        if (strncasecmp(h + i, name, n) != 0)
-            continue;
-        size_t j = i + n;
-        while (j < len && (h[j] == ' ' || h[j] == '\t'))
-            j++;
-        if (j < len && h[j] == ':')
-            return 1;
-    }
-    return 0;
+    struct pst_msg_header *mh = NULL;
+    const char *why = NULL;
+    if (pst_msg_split(h, len, NULL, &mh, &why) != 0)
+        return 1;
+    size_t n = pst_msg_count(mh, "DKIM-Signature");
+    pst_msg_header_free(mh);
+    return n > 0;
 }
 
 /* Reads the message from fd (offset 0) and verifies its DKIM signatures.

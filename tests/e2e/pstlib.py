@@ -17,8 +17,6 @@ rig package (tests/rig).
 """
 import atexit
 import copy
-import email
-import email.policy
 import os
 import re
 import signal
@@ -365,52 +363,8 @@ def message(subject, body="Hello.\n", sender="sender@remote.test", to="alice@exa
 
 # ---------------------------------------------------------------- maildir
 
-class Maildir:
-    def __init__(self, path):
-        self.path = path
-
-    def files(self):
-        out = []
-        for sub in ("new", "cur"):
-            d = os.path.join(self.path, sub)
-            if os.path.isdir(d):
-                out += [os.path.join(d, f) for f in sorted(os.listdir(d)) if not f.startswith(".")]
-        return out
-
-    def messages(self):
-        """Raw bytes of every delivered message, by file name."""
-        out = []
-        for f in self.files():
-            try:
-                with open(f, "rb") as fh:
-                    out.append(fh.read())
-            except FileNotFoundError:
-                pass
-        return out
-
-    def parsed(self):
-        return [email.message_from_bytes(m, policy=email.policy.compat32) for m in self.messages()]
-
-    def wait(self, n=1, timeout=10.0, match=None):
-        """Waits until at least n messages (containing `match`, bytes or str,
-        when given) are here; returns them all. Raises on timeout."""
-        if isinstance(match, str):
-            match = match.encode()
-        deadline = time.monotonic() + timeout
-        while True:
-            msgs = [m for m in self.messages() if match is None or match in m]
-            if len(msgs) >= n:
-                return msgs
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.path}: {len(msgs)} message(s)"
-                                     f"{' containing ' + repr(match) if match else ''} after "
-                                     f"{timeout}s, wanted {n}")
-            time.sleep(0.05)
-
-    def count(self, match=None):
-        if isinstance(match, str):
-            match = match.encode()
-        return sum(1 for m in self.messages() if match is None or match in m)
+# The Maildir reader is the rig's (new/ and cur/, wait, count, parsed).
+Maildir = _rig_mta.Maildir
 
 
 def header_block(raw):

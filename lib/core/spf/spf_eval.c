@@ -244,11 +244,10 @@ static int p_value(void *arg, const char **text)
     return 0;
 }
 
-static int expand(struct ctx *x, const char *spec, const char *d, enum pst_spf_macro_kind kind,
-                  char **out)
+/* The macro letters of RFC 7208 7.3 for domain d in the evaluation x. */
+static void macro_env(struct ctx *x, const char *d, struct penv *pe, struct pst_spf_macro_env *env)
 {
-    struct penv pe = {x, d};
-    struct pst_spf_macro_env env = {
+    *env = (struct pst_spf_macro_env){
         .s = x->s,
         .l = x->l,
         .o = x->dom,
@@ -260,8 +259,16 @@ static int expand(struct ctx *x, const char *spec, const char *d, enum pst_spf_m
         .t = x->t,
         .v = x->v6 ? "ip6" : "in-addr",
         .p = p_value,
-        .p_arg = &pe,
+        .p_arg = pe,
     };
+}
+
+static int expand(struct ctx *x, const char *spec, const char *d, enum pst_spf_macro_kind kind,
+                  char **out)
+{
+    struct penv pe = {x, d};
+    struct pst_spf_macro_env env;
+    macro_env(x, d, &pe, &env);
     char why[PST_SPF_REASON_MAX] = "";
     int rc = pst_spf_macro_expand(spec, strlen(spec), kind, &env, out, why, sizeof why);
 
@@ -316,20 +323,8 @@ static void explain(struct ctx *x, const char *spec, const char *d)
         a->nrrs != 1)
         goto out;
     struct penv pe = {x, d};
-    struct pst_spf_macro_env env = {
-        .s = x->s,
-        .l = x->l,
-        .o = x->dom,
-        .d = d,
-        .i = x->i,
-        .h = x->h,
-        .c = x->c,
-        .r = x->o.receiver != NULL ? x->o.receiver : "unknown",
-        .t = x->t,
-        .v = x->v6 ? "ip6" : "in-addr",
-        .p = p_value,
-        .p_arg = &pe,
-    };
+    struct pst_spf_macro_env env;
+    macro_env(x, d, &pe, &env);
     if (pst_spf_macro_expand((const char *)a->rrs[0].data, a->rrs[0].len, PST_SPF_MACRO_EXP, &env,
                              &text, why, sizeof why) == 0) {
         free(x->exp);
