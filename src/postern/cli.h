@@ -46,6 +46,10 @@ void cmd_spf_usage(FILE *f);
 int cmd_dmarc(int argc, char **argv);
 void cmd_dmarc_usage(FILE *f);
 
+/* `postern auth --ip IP --mail-from ADDR [--helo NAME] < MESSAGE` (cmd_auth.c). */
+int cmd_auth(int argc, char **argv);
+void cmd_auth_usage(FILE *f);
+
 struct pst_resolver;
 
 /* The DNS options of every command that does DNS: --dns-server ADDR[:PORT],
@@ -62,5 +66,32 @@ int cli_dns_option(int argc, char **argv, int *i, struct cli_dns_opts *o, const 
 /* Makes the resolver the options ask for (zone file, forwarder or the
  * system's); CLI_OK, or CLI_ERROR after printing why. */
 int cli_dns_resolver(const struct cli_dns_opts *o, const char *cmd, struct pst_resolver **r);
+
+struct pst_buf;
+
+/* The largest message a command reads from stdin. */
+#define CLI_MAX_MESSAGE (256u * 1024 * 1024)
+
+/* Reads all of fd into b: 0, PST_ERR_IO (errno set) or b's limit. */
+int cli_read_all(int fd, struct pst_buf *b);
+
+/*
+ * A message from stdin (cli_msg.c). When its first line ends in a bare LF
+ * the whole text is taken as LF-terminated: hdr holds the header section
+ * converted to CRLF (with the empty line that ends it), and the body is
+ * converted as it is fed.
+ */
+struct cli_message {
+    struct pst_buf *raw;
+    struct pst_buf *hdr; /* CRLF header section */
+    size_t body_off;     /* in raw */
+    int lf;
+};
+/* CLI_OK, or CLI_ERROR after saying why (cmd names the command). */
+int cli_message_read(struct cli_message *m, const char *cmd);
+void cli_message_free(struct cli_message *m);
+/* Feeds the body to feed(arg, ...) in pieces, as CRLF text. */
+void cli_message_feed(const struct cli_message *m, void (*feed)(void *, const char *, size_t),
+                      void *arg);
 
 #endif

@@ -33,7 +33,6 @@
 #include "err.h"
 #include "msg.h"
 
-#define MAX_MESSAGE (256u * 1024 * 1024)
 #define MAX_KEYFILE (64 * 1024)
 #define MAX_SIGNERS PST_DKIM_MAX_KEYS
 
@@ -54,24 +53,6 @@ static int usage_error(const char *sub, const char *what)
     return CLI_ERROR;
 }
 
-/* Reads all of fd into b. */
-static int read_all(int fd, struct pst_buf *b)
-{
-    char chunk[65536];
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof chunk);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return PST_ERR_IO;
-        if (n == 0)
-            return 0;
-        int rc = pst_buf_add(b, chunk, (size_t)n);
-        if (rc < 0)
-            return rc;
-    }
-}
-
 static int parse_num(const char *s, long long min, long long max, long long *out)
 {
     char *end;
@@ -81,88 +62,6 @@ static int parse_num(const char *s, long long min, long long max, long long *out
         return -1;
     *out = v;
     return 0;
-}
-
-/*
- * A message from stdin. When its first line ends in a bare LF the whole
- * text is taken as LF-terminated: hdr holds the header section converted
- * to CRLF, and body pieces are converted as they are fed.
- */
-struct message {
-    struct pst_buf *raw;
-    struct pst_buf *hdr; /* CRLF header section */
-    size_t body_off;     /* in raw */
-    int lf;
-};
-
-static int message_read(struct message *m, const char *sub)
-{
-    m->raw = pst_buf_new(MAX_MESSAGE);
-    m->hdr = pst_buf_new(PST_MSG_MAX_HEADER * 2);
-    if (m->raw == NULL || m->hdr == NULL)
-        return CLI_ERROR;
-    int rc = read_all(0, m->raw);
-    if (rc < 0) {
-        fprintf(stderr, "postern: dkim %s: reading the message: %s\n", sub,
-                rc == PST_ERR_IO ? strerror(errno) : pst_strerror(rc));
-        return CLI_ERROR;
-    }
-    const char *p = pst_buf_data(m->raw);
-    size_t n = pst_buf_len(m->raw);
-    const char *nl = memchr(p, '\n', n);
-    m->lf = nl != NULL && (nl == p || nl[-1] != '\r');
-    size_t i = 0;
-    for (; i < n; i++) {
-        /* the header section ends at the first empty line */
-        int eol = m->lf ? p[i] == '\n' : (p[i] == '\n' && i > 0 && p[i - 1] == '\r');
-        if (!eol)
-            continue;
-        int empty = m->lf ? (i == 0 || p[i - 1] == '\n') : (i == 1 || (i >= 2 && p[i - 2] == '\n'));
-        if (empty) {
-            i++;
-            break;
-        }
-    }
-    m->body_off = i;
-    if (!m->lf)
-        return pst_buf_add(m->hdr, p, i) == 0 ? CLI_OK : CLI_ERROR;
-    for (size_t k = 0; k < i; k++) {
-        if (p[k] == '\n' && pst_buf_addc(m->hdr, '\r') < 0)
-            return CLI_ERROR;
-        if (pst_buf_addc(m->hdr, p[k]) < 0)
-            return CLI_ERROR;
-    }
-    return CLI_OK;
-}
-
-static void message_free(struct message *m)
-{
-    pst_buf_free(m->raw);
-    pst_buf_free(m->hdr);
-}
-
-/* Feeds the body, converting LF to CRLF when the message uses LF. */
-static void message_feed(const struct message *m, void (*feed)(void *, const char *, size_t),
-                         void *arg)
-{
-    const char *p = pst_buf_data(m->raw) + m->body_off;
-    size_t n = pst_buf_len(m->raw) - m->body_off;
-    if (!m->lf) {
-        feed(arg, p, n);
-        return;
-    }
-    char out[2 * 8192];
-    size_t j = 0;
-    for (size_t k = 0; k < n; k++) {
-        if (p[k] == '\n')
-            out[j++] = '\r';
-        out[j++] = p[k];
-        if (j >= sizeof out - 2) {
-            feed(arg, out, j);
-            j = 0;
-        }
-    }
-    feed(arg, out, j);
 }
 
 /* ---- keygen ------------------------------------------------------------- */
@@ -265,7 +164,7 @@ static int read_file(const char *path, struct pst_buf *b)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return PST_ERR_IO;
-    int rc = read_all(fd, b);
+    int rc = cli_read_all(fd, b);
     int e = errno;
     close(fd);
     errno = e;
@@ -357,7 +256,7 @@ static int dkim_sign(int argc, char **argv)
     struct pst_dkim_signer *s = NULL;
     struct pst_dkim_signing *g = NULL;
     struct pst_buf *kb = pst_buf_new_secret(MAX_KEYFILE), *sig = pst_buf_new(65536);
-    struct message m = {0};
+    struct cli_message m = {0};
     if (kb == NULL || sig == NULL)
         goto out;
     if ((rc = pst_dkim_signer_new(&o, &s)) != 0) {
@@ -380,7 +279,7 @@ static int dkim_sign(int argc, char **argv)
         }
     }
     pst_buf_reset(kb);
-    if (message_read(&m, "sign") != CLI_OK)
+    if (cli_message_read(&m, "dkim sign") != CLI_OK)
         goto out;
     rc = pst_dkim_sign_start(s, pst_buf_data(m.hdr), pst_buf_len(m.hdr), now, &g);
     if (rc != 0) {
@@ -391,7 +290,7 @@ static int dkim_sign(int argc, char **argv)
                                        : pst_strerror(rc));
         goto out;
     }
-    message_feed(&m, sign_feed, g);
+    cli_message_feed(&m, sign_feed, g);
     if ((rc = pst_dkim_sign_finish(g, sig)) != 0) {
         fprintf(stderr, "postern: dkim sign: %s\n", pst_strerror(rc));
         goto out;
@@ -404,7 +303,7 @@ static int dkim_sign(int argc, char **argv)
     ret = CLI_OK;
 out:
     free(hcopy);
-    message_free(&m);
+    cli_message_free(&m);
     pst_dkim_signing_free(g);
     pst_dkim_signer_free(s);
     pst_buf_free(kb);
@@ -442,10 +341,10 @@ static int dkim_verify(int argc, char **argv)
             return usage_error("verify", "unknown option");
         }
     }
-    struct message m = {0};
+    struct cli_message m = {0};
     struct pst_resolver *r = NULL;
     struct pst_dkim_verify *v = NULL;
-    int ret = message_read(&m, "verify");
+    int ret = cli_message_read(&m, "dkim verify");
     if (ret != CLI_OK)
         goto out;
     if ((ret = cli_dns_resolver(&dopts, "dkim verify", &r)) != CLI_OK)
@@ -462,7 +361,7 @@ static int dkim_verify(int argc, char **argv)
                 why ? why : pst_strerror(rc));
         goto out;
     }
-    message_feed(&m, verify_feed, v);
+    cli_message_feed(&m, verify_feed, v);
     if ((rc = pst_dkim_verify_finish(v)) != 0) {
         fprintf(stderr, "postern: dkim verify: %s\n", pst_strerror(rc));
         goto out;
@@ -501,7 +400,7 @@ static int dkim_verify(int argc, char **argv)
 out:
     pst_dkim_verify_free(v);
     pst_resolver_free(r);
-    message_free(&m);
+    cli_message_free(&m);
     return ret;
 }
 
