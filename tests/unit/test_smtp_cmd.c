@@ -484,6 +484,86 @@ static void test_params_table(void **state)
     assert_int_equal(bad, 0);
 }
 
+/* DSN parameters (RFC 3461) through pst_smtp_mail_params_dsn and
+ * pst_smtp_rcpt_params_dsn, with DSN offered (dsn = 1) or not (dsn = 0). */
+struct dsn_case {
+    const char *name;
+    const char *line;
+    int dsn;
+    const char *want;
+};
+
+static const struct dsn_case dsn_cases[] = {
+    {"ret full", "MAIL FROM:<a@b> RET=FULL", 1, "ret=1 envid="},
+    {"ret hdrs lower case", "MAIL FROM:<a@b> ret=hdrs", 1, "ret=2 envid="},
+    {"envid kept as xtext", "MAIL FROM:<a@b> ENVID=Q+2B1 SIZE=9", 1, "ret=0 envid=Q+2B1"},
+    {"ret and envid", "MAIL FROM:<> RET=HDRS ENVID=x", 1, "ret=2 envid=x"},
+    {"ret without DSN offered", "MAIL FROM:<a@b> RET=FULL", 0, "ERR -3 555 5.5.4"},
+    {"envid without DSN offered", "MAIL FROM:<a@b> ENVID=x", 0, "ERR -3 555 5.5.4"},
+    {"ret bad value (RFC 3461 5.1 a)", "MAIL FROM:<a@b> RET=ALL", 1, "ERR -3 501 5.5.4"},
+    {"ret without value", "MAIL FROM:<a@b> RET", 1, "ERR -3 501 5.5.4"},
+    {"ret twice (RFC 3461 4.5)", "MAIL FROM:<a@b> RET=FULL RET=FULL", 1, "ERR -3 501 5.5.4"},
+    {"envid twice", "MAIL FROM:<a@b> ENVID=a ENVID=b", 1, "ERR -3 501 5.5.4"},
+    {"envid bad xtext", "MAIL FROM:<a@b> ENVID=a+2b", 1, "ERR -3 501 5.5.4"},
+    {"envid decodes to CRLF", "MAIL FROM:<a@b> ENVID=a+0D+0A", 1, "ERR -3 501 5.5.4"},
+    {"envid too long",
+     "MAIL FROM:<a@b> ENVID=01234567890123456789012345678901234567890123456789"
+     "012345678901234567890123456789012345678901234567890",
+     1, "ERR -3 501 5.5.4"},
+    {"other parameter still unknown", "MAIL FROM:<a@b> MT-PRIORITY=3", 1, "ERR -3 555 5.5.4"},
+    {"notify never", "RCPT TO:<a@b> NOTIFY=NEVER", 1, "notify=0x1 orcpt="},
+    {"notify list", "RCPT TO:<a@b> NOTIFY=success,DELAY", 1, "notify=0xa orcpt="},
+    {"orcpt kept as received", "RCPT TO:<a@b> ORCPT=rfc822;A+2Bb@B NOTIFY=FAILURE", 1,
+     "notify=0x4 orcpt=rfc822;A+2Bb@B"},
+    {"no parameters", "RCPT TO:<a@b>", 1, "notify=0 orcpt="},
+    {"notify without DSN offered", "RCPT TO:<a@b> NOTIFY=NEVER", 0, "ERR -3 555 5.5.4"},
+    {"orcpt without DSN offered", "RCPT TO:<a@b> ORCPT=rfc822;a@b", 0, "ERR -3 555 5.5.4"},
+    {"notify never with success", "RCPT TO:<a@b> NOTIFY=NEVER,SUCCESS", 1, "ERR -3 501 5.5.4"},
+    {"notify repeated keyword", "RCPT TO:<a@b> NOTIFY=DELAY,DELAY", 1, "ERR -3 501 5.5.4"},
+    {"notify twice", "RCPT TO:<a@b> NOTIFY=DELAY NOTIFY=FAILURE", 1, "ERR -3 501 5.5.4"},
+    {"notify without value", "RCPT TO:<a@b> NOTIFY", 1, "ERR -3 501 5.5.4"},
+    {"orcpt twice", "RCPT TO:<a@b> ORCPT=rfc822;a@b ORCPT=rfc822;a@b", 1, "ERR -3 501 5.5.4"},
+    {"orcpt without type", "RCPT TO:<a@b> ORCPT=a@b", 1, "ERR -3 501 5.5.4"},
+    {"orcpt bad xtext", "RCPT TO:<a@b> ORCPT=rfc822;a+4@b", 1, "ERR -3 501 5.5.4"},
+    {"rcpt other parameter", "RCPT TO:<a@b> FOO=1", 1, "ERR -3 555 5.5.4"},
+    {"rcpt utf-8 without SMTPUTF8, DSN", "RCPT TO:<\xc3\xa9@b> NOTIFY=NEVER", 1,
+     "ERR -3 553 5.6.7"},
+};
+
+static void test_dsn_params_table(void **state)
+{
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(dsn_cases) / sizeof(dsn_cases[0]); i++) {
+        const struct dsn_case *t = &dsn_cases[i];
+        struct pst_smtp_cmd c = {0};
+        struct pst_smtp_perr why = {0};
+        char got[700];
+        int rc = pst_smtp_cmd_parse(t->line, strlen(t->line), &c, &why);
+        assert_int_equal(rc, 0);
+        if (c.verb == PST_SMTP_MAIL) {
+            struct pst_smtp_mail_params mp;
+            memset(&mp, 0x5a, sizeof(mp));
+            rc = pst_smtp_mail_params_dsn(&c, t->dsn, &mp, &why);
+            if (rc == 0)
+                snprintf(got, sizeof(got), "ret=%d envid=%s", (int)mp.ret, mp.envid);
+        } else {
+            struct pst_smtp_rcpt_params rp;
+            memset(&rp, 0x5a, sizeof(rp));
+            rc = pst_smtp_rcpt_params_dsn(&c, 0, t->dsn, &rp, &why);
+            if (rc == 0)
+                snprintf(got, sizeof(got), "notify=%#x orcpt=%s", rp.notify, rp.orcpt);
+        }
+        if (rc != 0)
+            snprintf(got, sizeof(got), "ERR %d %d %s", rc, why.code, why.enh);
+        if (strcmp(got, t->want) != 0) {
+            print_error("%s: got \"%s\" want \"%s\"\n", t->name, got, t->want);
+            bad++;
+        }
+        pst_smtp_cmd_clear(&c);
+    }
+    assert_int_equal(bad, 0);
+}
+
 /* A parsed path printed back in brackets parses to the same mailbox. */
 static void test_path_round_trip(void **state)
 {
@@ -522,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_parse_leaves_cmd_on_error),
         cmocka_unit_test(test_verb_names),
         cmocka_unit_test(test_params_table),
+        cmocka_unit_test(test_dsn_params_table),
         cmocka_unit_test(test_path_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

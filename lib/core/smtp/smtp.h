@@ -4,7 +4,8 @@
  *
  * RFC 5321 (commands 4.1, syntax 4.1.2, limits 4.5.3), RFC 1870 (SIZE),
  * RFC 6152 (8BITMIME), RFC 6531 (SMTPUTF8), RFC 3030 (CHUNKING/BDAT),
- * RFC 2034/3463 (enhanced status codes), RFC 3207 (STARTTLS).
+ * RFC 2034/3463 (enhanced status codes), RFC 3207 (STARTTLS), RFC 3461
+ * (DSN parameters on MAIL and RCPT; the values are checked in dsn.h).
  *
  * Nothing here reads the clock, a socket or a file: the daemon feeds bytes
  * in and sends the produced text out.
@@ -16,6 +17,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "dsn.h"
 
 enum pst_smtp_verb {
     PST_SMTP_UNKNOWN = 0,
@@ -112,11 +114,15 @@ void pst_smtp_cmd_clear(struct pst_smtp_cmd *cmd);
 const char *pst_smtp_verb_name(enum pst_smtp_verb verb);
 
 /* What MAIL FROM parameters ask for, validated against what the server
- * offers (SIZE, BODY=7BIT|8BITMIME, SMTPUTF8). */
+ * offers (SIZE, BODY=7BIT|8BITMIME, SMTPUTF8, and DSN's RET and ENVID
+ * when pst_smtp_mail_params_dsn is told DSN is offered). Plain values, so
+ * the struct may be copied and kept after the command is cleared. */
 struct pst_smtp_mail_params {
-    uint64_t size; /* SIZE=, 0 when absent */
-    int body_8bit; /* BODY=8BITMIME */
-    int smtputf8;  /* SMTPUTF8 */
+    uint64_t size;                     /* SIZE=, 0 when absent */
+    int body_8bit;                     /* BODY=8BITMIME */
+    int smtputf8;                      /* SMTPUTF8 */
+    enum pst_dsn_ret ret;              /* RET=, PST_DSN_RET_NONE when absent */
+    char envid[PST_DSN_ENVID_MAX + 1]; /* ENVID= as received (xtext), "" when absent */
 };
 
 /*
@@ -130,10 +136,36 @@ struct pst_smtp_mail_params {
  */
 int pst_smtp_mail_params(const struct pst_smtp_cmd *cmd, struct pst_smtp_mail_params *out,
                          struct pst_smtp_perr *why);
+/*
+ * pst_smtp_mail_params with the DSN extension (RFC 3461): when dsn_offered
+ * is non-zero, RET=FULL|HDRS and ENVID=xtext are accepted and checked
+ * (dsn.h); a bad value or a repeated RET or ENVID is 501 5.5.4 (RFC 3461
+ * 4.5 and 5.1 a). When dsn_offered is 0 they are unknown parameters, 555
+ * 5.5.4, exactly as pst_smtp_mail_params (which is this with 0).
+ */
+int pst_smtp_mail_params_dsn(const struct pst_smtp_cmd *cmd, int dsn_offered,
+                             struct pst_smtp_mail_params *out, struct pst_smtp_perr *why);
+
 /* Same for RCPT: no parameters are offered yet, so any is 555 5.5.4; a
  * non-ASCII path when the transaction has no SMTPUTF8 (smtputf8 == 0) is
  * 553 5.6.7 (RFC 6531 3.5). PST_ERR_INVAL when cmd is not RCPT. */
 int pst_smtp_rcpt_params(const struct pst_smtp_cmd *cmd, int smtputf8, struct pst_smtp_perr *why);
+
+/* What RCPT TO parameters ask for (RFC 3461 4.1, 4.2). Plain values. */
+struct pst_smtp_rcpt_params {
+    unsigned notify;                   /* PST_DSN_NOTIFY_* bits, 0 when absent */
+    char orcpt[PST_DSN_ORCPT_MAX + 1]; /* ORCPT= as received ("rfc822;a+2Bb@c"), "" when absent */
+};
+
+/*
+ * pst_smtp_rcpt_params with the DSN extension: when dsn_offered is non-zero,
+ * NOTIFY= and ORCPT= are accepted and checked (dsn.h); a bad value or a
+ * repeated NOTIFY or ORCPT is 501 5.5.4 (RFC 3461 4.5 and 5.1 b). Any
+ * other parameter, or a DSN one when dsn_offered is 0, is 555 5.5.4; the
+ * SMTPUTF8 rule is pst_smtp_rcpt_params's. Fills *out only on success.
+ */
+int pst_smtp_rcpt_params_dsn(const struct pst_smtp_cmd *cmd, int smtputf8, int dsn_offered,
+                             struct pst_smtp_rcpt_params *out, struct pst_smtp_perr *why);
 
 /*
  * Appends a reply to out: "CODE ENH text\r\n". text is formatted with the

@@ -724,11 +724,20 @@ static int parse_size(const char *v, uint64_t *out)
     return 0;
 }
 
+#define E_DSN(w, m) refuse(w, PST_ERR_SYNTAX, 501, "5.5.4", m) /* RFC 3461 5.1 */
+
 int pst_smtp_mail_params(const struct pst_smtp_cmd *cmd, struct pst_smtp_mail_params *out,
                          struct pst_smtp_perr *why)
 {
+    return pst_smtp_mail_params_dsn(cmd, 0, out, why);
+}
+
+int pst_smtp_mail_params_dsn(const struct pst_smtp_cmd *cmd, int dsn_offered,
+                             struct pst_smtp_mail_params *out, struct pst_smtp_perr *why)
+{
     struct pst_smtp_mail_params mp = {0};
-    int seen_size = 0, seen_body = 0;
+    int seen_size = 0, seen_body = 0, seen_ret = 0, seen_envid = 0;
+    const char *reason = NULL;
 
     if (cmd->verb != PST_SMTP_MAIL)
         return refuse(why, PST_ERR_INVAL, 503, "5.5.1", "Not a MAIL command");
@@ -757,6 +766,22 @@ int pst_smtp_mail_params(const struct pst_smtp_cmd *cmd, struct pst_smtp_mail_pa
             if (p->value != NULL)
                 return E_PARAM(why, "SMTPUTF8 takes no value");
             mp.smtputf8 = 1;
+        } else if (dsn_offered && strcmp(p->keyword, "RET") == 0) {
+            /* RFC 3461 4.3, 4.5: once, FULL or HDRS */
+            if (seen_ret)
+                return E_DSN(why, "Duplicate RET parameter");
+            seen_ret = 1;
+            if (pst_dsn_parse_ret(p->value, &mp.ret, &reason) < 0)
+                return E_DSN(why, reason);
+        } else if (dsn_offered && strcmp(p->keyword, "ENVID") == 0) {
+            /* RFC 3461 4.4, 4.5: once, xtext; kept as received for
+             * relaying (5.2.1 a) */
+            if (seen_envid)
+                return E_DSN(why, "Duplicate ENVID parameter");
+            seen_envid = 1;
+            if (pst_dsn_parse_envid(p->value, NULL, &reason) < 0)
+                return E_DSN(why, reason);
+            memcpy(mp.envid, p->value, strlen(p->value) + 1);
         } else {
             /* RFC 5321 4.1.1.11 */
             return E_PARAM(why, "Unsupported parameter");
@@ -772,12 +797,43 @@ int pst_smtp_mail_params(const struct pst_smtp_cmd *cmd, struct pst_smtp_mail_pa
 
 int pst_smtp_rcpt_params(const struct pst_smtp_cmd *cmd, int smtputf8, struct pst_smtp_perr *why)
 {
+    struct pst_smtp_rcpt_params rp;
+    return pst_smtp_rcpt_params_dsn(cmd, smtputf8, 0, &rp, why);
+}
+
+int pst_smtp_rcpt_params_dsn(const struct pst_smtp_cmd *cmd, int smtputf8, int dsn_offered,
+                             struct pst_smtp_rcpt_params *out, struct pst_smtp_perr *why)
+{
+    struct pst_smtp_rcpt_params rp = {0};
+    int seen_notify = 0, seen_orcpt = 0;
+    const char *reason = NULL;
+
     if (cmd->verb != PST_SMTP_RCPT)
         return refuse(why, PST_ERR_INVAL, 503, "5.5.1", "Not a RCPT command");
-    if (cmd->nparams > 0)
-        return E_PARAM(why, "Unsupported parameter"); /* RFC 5321 4.1.1.11 */
+    for (size_t i = 0; i < cmd->nparams; i++) {
+        const struct pst_smtp_param *p = &cmd->params[i];
+        if (dsn_offered && strcmp(p->keyword, "NOTIFY") == 0) {
+            /* RFC 3461 4.1, 4.5: once */
+            if (seen_notify)
+                return E_DSN(why, "Duplicate NOTIFY parameter");
+            seen_notify = 1;
+            if (pst_dsn_parse_notify(p->value, &rp.notify, &reason) < 0)
+                return E_DSN(why, reason);
+        } else if (dsn_offered && strcmp(p->keyword, "ORCPT") == 0) {
+            /* RFC 3461 4.2, 4.5: once; kept as received, case and all
+             * (5.2.1 d) */
+            if (seen_orcpt)
+                return E_DSN(why, "Duplicate ORCPT parameter");
+            seen_orcpt = 1;
+            if (pst_dsn_parse_orcpt(p->value, NULL, NULL, &reason) < 0)
+                return E_DSN(why, reason);
+            memcpy(rp.orcpt, p->value, strlen(p->value) + 1);
+        } else
+            return E_PARAM(why, "Unsupported parameter"); /* RFC 5321 4.1.1.11 */
+    }
     /* RFC 6531 3.5: RCPT gets 553 and X.6.7 */
     if (cmd->path_utf8 && !smtputf8)
         return refuse(why, PST_ERR_SYNTAX, 553, "5.6.7", "Non-ASCII address without SMTPUTF8");
+    *out = rp;
     return 0;
 }
