@@ -297,6 +297,7 @@ static void test_encoders(void **state)
     assert_int_equal(pst_dsn_parse_orcpt(pst_buf_data(b), type, addr, NULL), 0);
     assert_string_equal(type, "utf-8");
     assert_int_equal(pst_dsn_orcpt_from_addr(b, ""), PST_ERR_INVAL);
+    assert_int_equal(pst_dsn_orcpt_from_addr(b, "a@b\r\nc"), PST_ERR_INVAL);
     pst_buf_free(b);
 }
 

@@ -102,11 +102,13 @@ static size_t clean(const char *s, char *dst, size_t cap, int utf8, int *nonasci
 
 /*
  * Appends first, then v (clean text: single SPs, no controls) folded so
- * lines stay near LINE_SOFT and never pass LINE_HARD, then CRLF. A fold
- * is CRLF, cont and the SP that was in the text (RFC 5322 2.2.3); a word
- * too long for one line is split with CRLF cont SP.
+ * lines stay near LINE_SOFT and never pass LINE_HARD, then CRLF. In a
+ * header field (field set) a fold is CRLF and the SP that was in the text
+ * (RFC 5322 2.2.3); in plain text it is CRLF and cont, the SP dropped. A
+ * word too long for one line is split with CRLF SP (field) or CRLF cont.
  */
-static int add_wrapped(struct pst_buf *b, const char *first, const char *v, const char *cont)
+static int add_wrapped(struct pst_buf *b, const char *first, const char *v, const char *cont,
+                       int field)
 {
     size_t n = strlen(v), clen = strlen(cont);
     size_t col = strlen(first);
@@ -118,14 +120,18 @@ static int add_wrapped(struct pst_buf *b, const char *first, const char *v, cons
             j++;
         while (j < n && v[j] != ' ')
             j++;
+        const char *t = v + i;
         size_t tok = j - i;
         if (i > 0 && col + tok > LINE_SOFT) {
             rc = pst_buf_addstr(b, "\r\n");
             if (rc == 0)
                 rc = pst_buf_addstr(b, cont);
             col = clen;
+            if (!field && t[0] == ' ') {
+                t++;
+                tok--;
+            }
         }
-        const char *t = v + i;
         while (rc == 0 && tok > 0) {
             size_t room = LINE_HARD - col;
             if (tok <= room) {
@@ -139,10 +145,8 @@ static int add_wrapped(struct pst_buf *b, const char *first, const char *v, cons
             if (rc == 0)
                 rc = pst_buf_addstr(b, "\r\n");
             if (rc == 0)
-                rc = pst_buf_addstr(b, cont);
-            if (rc == 0)
-                rc = pst_buf_addc(b, ' ');
-            col = clen + 1;
+                rc = pst_buf_addstr(b, field ? " " : cont);
+            col = field ? 1 : clen;
         }
         i = j;
     }
@@ -160,7 +164,7 @@ static int add_field(struct pst_buf *b, const char *name, const char *v)
         return PST_ERR_INVAL;
     memcpy(first, name, n);
     memcpy(first + n, ": ", 3);
-    return add_wrapped(b, first, v, "");
+    return add_wrapped(b, first, v, "", 1);
 }
 
 static int add_date_field(struct pst_buf *b, const char *name, time_t t)
@@ -349,7 +353,7 @@ static int add_text_rcpt(struct pst_buf *t, const struct rview *v)
     int n = snprintf(line, sizeof(line), "<%s>: %s (status %s).", v->addr, what, v->status);
     if (n < 0 || (size_t)n >= sizeof(line))
         return PST_ERR_TOOBIG;
-    rc = add_wrapped(t, "", line, "   ");
+    rc = add_wrapped(t, "", line, "    ", 0);
     if (rc == 0 && v->r->action == PST_DSN_DELAYED && v->r->retry_until != 0) {
         rc = pst_buf_addstr(t, "    Next attempts until ");
         if (rc == 0)
@@ -363,38 +367,37 @@ static int add_text_rcpt(struct pst_buf *t, const struct rview *v)
             snprintf(first, sizeof(first), "    %s said: ", v->remote);
         else
             snprintf(first, sizeof(first), "    The reason given: ");
-        rc = add_wrapped(t, first, v->diag, "   ");
+        rc = add_wrapped(t, first, v->diag, "    ", 0);
     }
     if (rc == 0)
         rc = pst_buf_addstr(t, "\r\n");
     return rc;
 }
 
+/* One paragraph of our own text, folded, then an empty line. */
+static int add_para(struct pst_buf *t, const char *text)
+{
+    int rc = add_wrapped(t, "", text, "", 0);
+    return rc == 0 ? pst_buf_addstr(t, "\r\n") : rc;
+}
+
 static int write_text(struct pst_buf *t, const struct pst_dsn_msg *m, const struct rview *vs,
-                      size_t nv, int any[6], int full)
+                      size_t nv, int any[6], int full, int returned)
 {
     int rc = pst_buf_addf(t, "This is the mail system at %s.\r\n\r\n", m->reporting_mta);
     if (rc == 0 && any[PST_DSN_FAILED])
-        rc = add_wrapped(t, "",
-                         full ? "Your message could not be delivered to one or more recipients. "
-                                "It is attached below."
-                              : "Your message could not be delivered to one or more recipients. "
-                                "Its header section is attached below.",
-                         "");
+        rc = add_para(t, "Your message could not be delivered to one or more recipients.");
     if (rc == 0 && any[PST_DSN_DELAYED])
-        rc = add_wrapped(t, "",
-                         "Your message has not been delivered yet to one or more recipients. "
-                         "The mail system will keep trying; you do not need to send it again.",
-                         "");
+        rc = add_para(t, "Your message has not been delivered yet to one or more recipients. "
+                         "The mail system will keep trying; you do not need to send it again.");
     if (rc == 0 && (any[PST_DSN_DELIVERED] || any[PST_DSN_RELAYED] || any[PST_DSN_EXPANDED]))
-        rc = add_wrapped(t, "",
-                         "You asked to be told about successful delivery; "
-                         "here is the report for one or more recipients.",
-                         "");
-    if (rc == 0)
-        rc = pst_buf_addstr(t, "\r\n");
+        rc = add_para(t, "You asked to be told about successful delivery; "
+                         "here is the report for one or more recipients.");
     for (size_t i = 0; rc == 0 && i < nv; i++)
         rc = add_text_rcpt(t, &vs[i]);
+    if (rc == 0 && returned)
+        rc = add_para(t, full ? "Your message is attached below."
+                              : "The header section of your message is attached below.");
     return rc;
 }
 
@@ -503,7 +506,7 @@ static int generate(const struct pst_dsn_msg *m, struct rview *vs, size_t nv, in
     int hdr8 = any_8bit(orig, hlen < rlen ? hlen : rlen);
     int body8 = any_8bit(orig, rlen);
 
-    rc = write_text(text, m, vs, nv, any, full);
+    rc = write_text(text, m, vs, nv, any, full, olen > 0);
     if (rc == 0)
         rc = write_status(status, m, vs, nv);
     if (rc < 0)

@@ -144,7 +144,8 @@ int pst_dsn_rcpt_params_encode(struct pst_buf *out, unsigned notify, const char 
 /* Appends an ORCPT value made from an envelope address (RFC 3461 5.2.1 d
  * allows adding one): "rfc822;" xtext for ASCII, "utf-8;" with the
  * RFC 6533 utf-8-addr-xtext form for non-ASCII. PST_ERR_INVAL for an empty
- * address, PST_ERR_TOOBIG past PST_DSN_ORCPT_MAX. */
+ * address or one with control octets, PST_ERR_TOOBIG past
+ * PST_DSN_ORCPT_MAX. */
 int pst_dsn_orcpt_from_addr(struct pst_buf *out, const char *addr);
 
 /* ---- decisions ---- */

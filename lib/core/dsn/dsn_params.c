@@ -366,9 +366,13 @@ int pst_dsn_orcpt_from_addr(struct pst_buf *out, const char *addr)
     int ascii = 1;
     if (addr == NULL || addr[0] == '\0')
         return PST_ERR_INVAL;
-    for (const char *p = addr; *p != '\0'; p++)
-        if ((unsigned char)*p >= 0x80)
+    for (const char *p = addr; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c == 0x7f)
+            return PST_ERR_INVAL; /* no envelope address has controls */
+        if (c >= 0x80)
             ascii = 0;
+    }
     if (ascii) {
         rc = pst_buf_addstr(out, "rfc822;");
         if (rc == 0)
