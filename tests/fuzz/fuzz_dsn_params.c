@@ -7,6 +7,8 @@
  *  - xtext decodes, re-encodes and decodes to the same octets;
  *  - an accepted ENVID / ORCPT decodes to printable ASCII and is accepted
  *    again by the encoders for relaying; NOTIFY round-trips its flags;
+ *  - line 1 as MAIL / RCPT parameters with DSN offered is accepted with
+ *    values that parse again, or refused with 501 or 555;
  *  - a generated report has CRLF lines only, none over 998 octets, its
  *    boundary exactly at its parts, and no fuzzed text shows up as a
  *    header or delivery-status field of its own.
@@ -18,6 +20,7 @@
 #include "buf.h"
 #include "dsn.h"
 #include "err.h"
+#include "smtp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -81,6 +84,37 @@ static void check_params(const char *v, size_t n)
 
     char st[16];
     CHECK(pst_dsn_status_from_reply(550, v, st) == 0 && pst_dsn_status_permanent(st) == 1);
+
+    /* the same text as MAIL and RCPT parameters, DSN offered */
+    for (int verb = 0; verb < 2; verb++) {
+        struct pst_smtp_cmd c = {0};
+        struct pst_smtp_perr why2;
+        pst_buf_reset(b);
+        if (pst_buf_addstr(b, verb == 0 ? "MAIL FROM:<a@b> " : "RCPT TO:<a@b> ") < 0 ||
+            pst_buf_add(b, v, n) < 0)
+            break;
+        if (pst_smtp_cmd_parse(pst_buf_data(b), pst_buf_len(b), &c, &why2) != 0)
+            continue;
+        if (verb == 0) {
+            struct pst_smtp_mail_params mp;
+            int r = pst_smtp_mail_params_dsn(&c, 1, &mp, &why2);
+            if (r == 0) {
+                CHECK(mp.ret == PST_DSN_RET_NONE || mp.ret == PST_DSN_RET_FULL ||
+                      mp.ret == PST_DSN_RET_HDRS);
+                CHECK(mp.envid[0] == '\0' || pst_dsn_parse_envid(mp.envid, NULL, NULL) == 0);
+            } else
+                CHECK(r == PST_ERR_SYNTAX &&
+                      (why2.code == 501 || why2.code == 555 || why2.code == 550));
+        } else {
+            struct pst_smtp_rcpt_params rp;
+            int r = pst_smtp_rcpt_params_dsn(&c, 1, 1, &rp, &why2);
+            if (r == 0)
+                CHECK(rp.orcpt[0] == '\0' || pst_dsn_parse_orcpt(rp.orcpt, NULL, NULL, NULL) == 0);
+            else
+                CHECK(r == PST_ERR_SYNTAX && (why2.code == 501 || why2.code == 555));
+        }
+        pst_smtp_cmd_clear(&c);
+    }
     pst_buf_free(b);
 }
 

@@ -693,6 +693,19 @@ static void test_generate_hdrs(void **state)
     assert_true(p.parts[2].blen <= 40);
     assert_memory_equal(p.parts[2].body, "From: Alice <alice@example.org>\r\n", 33);
     free(p.text);
+
+    /* an empty header section and headers only: no third part at all */
+    static const char nohdr[] = "\r\nBODY-MARKER\r\n";
+    pst_buf_reset(out);
+    m.original = nohdr;
+    m.original_len = sizeof(nohdr) - 1;
+    m.ret = PST_DSN_RET_HDRS;
+    assert_int_equal(pst_dsn_generate(&m, out, &info), 0);
+    parse(pst_buf_data(out), pst_buf_len(out), &p);
+    assert_int_equal(p.nparts, 2);
+    assert_null(strstr(p.text, "BODY-MARKER"));
+    assert_null(strstr(p.text, "attached"));
+    free(p.text);
     pst_buf_free(out);
 }
 
@@ -885,6 +898,25 @@ static void test_generate_utf8(void **state)
     field(p.parts[2].hdr, p.parts[2].hlen, "Content-Transfer-Encoding", v, sizeof(v));
     assert_string_equal(v, "8bit");
     free(p.text);
+
+    /* an absurdly long non-ASCII recipient is capped, not refused */
+    size_t big = 3000;
+    char *longaddr = malloc(2 * big + 3);
+    assert_non_null(longaddr);
+    for (size_t i = 0; i < big; i++)
+        memcpy(longaddr + 2 * i, "\xc3\xa9", 2);
+    memcpy(longaddr + 2 * big, "@x", 3);
+    r.rcpt = longaddr;
+    pst_buf_reset(out);
+    assert_int_equal(pst_dsn_generate(&m, out, &info), 0);
+    parse(pst_buf_data(out), pst_buf_len(out), &p);
+    char fr[8192];
+    field(p.parts[1].body, p.parts[1].blen, "Final-Recipient", fr, sizeof(fr));
+    assert_memory_equal(fr, "utf-8; \\x{E9}\\x{E9}", 19);
+    assert_true(strlen(fr) < 6 * 520 + 16);
+    assert_string_equal(fr + strlen(fr) - 3, "...");
+    free(p.text);
+    free(longaddr);
     pst_buf_free(out);
 }
 

@@ -320,7 +320,7 @@ static int boundary_in(const char *s, size_t n, const char *bd)
 
 struct rview {
     const struct pst_dsn_rcpt *r;
-    char addr[ADDR_MAX + 8]; /* cleaned, UTF-8 kept, for the text part */
+    char addr[ADDR_MAX + 8]; /* cleaned and capped, UTF-8 kept: text and Final-Recipient */
     int addr_utf8;           /* the envelope address is not ASCII */
     char status[STATUS_MAX];
     char remote[HOST_MAX + 8];
@@ -458,7 +458,7 @@ static int write_status(struct pst_buf *s, const struct pst_dsn_msg *m, const st
             rc = add_field(s, "Original-Recipient", f);
         }
         if (rc == 0)
-            rc = add_addr_field(s, "Final-Recipient", r->rcpt); /* 6.3 e */
+            rc = add_addr_field(s, "Final-Recipient", v->addr); /* 6.3 e */
         if (rc == 0)
             rc = pst_buf_addf(s, "Action: %s\r\nStatus: %s\r\n", pst_dsn_action_name(r->action),
                               v->status);
@@ -506,7 +506,7 @@ static int generate(const struct pst_dsn_msg *m, struct rview *vs, size_t nv, in
     int hdr8 = any_8bit(orig, hlen < rlen ? hlen : rlen);
     int body8 = any_8bit(orig, rlen);
 
-    rc = write_text(text, m, vs, nv, any, full, olen > 0);
+    rc = write_text(text, m, vs, nv, any, full, rlen > 0);
     if (rc == 0)
         rc = write_status(status, m, vs, nv);
     if (rc < 0)
@@ -575,7 +575,7 @@ static int generate(const struct pst_dsn_msg *m, struct rview *vs, size_t nv, in
                           boundary);
     if (rc == 0)
         rc = pst_buf_add(out, pst_buf_data(status), pst_buf_len(status));
-    if (rc == 0 && olen > 0) {
+    if (rc == 0 && rlen > 0) {
         /* RFC 6532 3.7 and RFC 6533 6.3 for UTF-8 header fields */
         const char *ct = full ? (hdr8 ? "message/global" : "message/rfc822")
                               : (hdr8 ? "message/global-headers" : "text/rfc822-headers");
@@ -598,8 +598,8 @@ static int generate(const struct pst_dsn_msg *m, struct rview *vs, size_t nv, in
                      : any[PST_DSN_DELAYED] ? PST_DSN_DELAYED
                                             : PST_DSN_DELIVERED;
         info->full_returned = full;
-        info->needs_smtputf8 = sender_utf8 || (olen > 0 && hdr8);
-        info->needs_8bitmime = info->needs_smtputf8 || text8 || (olen > 0 && body8);
+        info->needs_smtputf8 = sender_utf8 || hdr8;
+        info->needs_8bitmime = info->needs_smtputf8 || text8 || body8;
     }
     return 0;
 }
