@@ -599,6 +599,12 @@ static int plan_name(struct pst_resolver *r, struct pst_dns_budget *b, const cha
         /* a "." among other MX records names no host: dropped (route.h) */
         if (rr->type != PST_DNS_MX || rr->name == NULL || strcmp(rr->name, ".") == 0)
             continue;
+        /* a host named twice keeps its best preference (the list is sorted) */
+        size_t k = 0;
+        while (k < n && strcmp(m[k].name, rr->name) != 0)
+            k++;
+        if (k < n)
+            continue;
         m[n].name = rr->name;
         m[n].pref = rr->preference;
         n++;
@@ -726,7 +732,7 @@ static int ldh_name(const char *s, size_t len)
         if (++label > PST_DNS_LABEL_MAX)
             return 0;
     }
-    return s[len - 1] != '-';
+    return label > 0 && s[len - 1] != '-'; /* no empty last label ("a..") */
 }
 
 int pst_route_relay_parse(const char *spec, struct pst_route_relay *out, char *why, size_t whylen)

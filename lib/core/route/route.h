@@ -44,6 +44,7 @@
  *  so far are the result (truncated = 1), or temporary 4.4.3 when none.
  *
  * Deviations and choices, each named:
+ *  - An MX host named twice is used once, at its best preference.
  *  - A "." exchange next to other MX records (RFC 7505 3 forbids that) is
  *    dropped and the others are used; a single "." of any preference is a
  *    null MX (there is no host to try either way).
