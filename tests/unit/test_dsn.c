@@ -920,6 +920,53 @@ static void test_generate_utf8(void **state)
     pst_buf_free(out);
 }
 
+/* Status codes must fit the action; ENVID and ORCPT are kept as sent. */
+static void test_generate_fields(void **state)
+{
+    struct pst_dsn_rcpt r[3] = {{0}};
+    r[0].rcpt = "a@example.net";
+    r[0].action = PST_DSN_FAILED;
+    r[0].status = "4.4.7"; /* gave up after retrying: kept */
+    r[0].orcpt = "rfc822;A+20+20B@Example.NET";
+    r[1].rcpt = "b@example.net";
+    r[1].action = PST_DSN_DELIVERED;
+    r[1].notify = PST_DSN_NOTIFY_SUCCESS;
+    r[1].status = "5.1.1"; /* does not fit "delivered" */
+    r[2].rcpt = "c@example.net";
+    r[2].action = PST_DSN_RELAYED;
+    r[2].notify = PST_DSN_NOTIFY_SUCCESS;
+    r[2].status = "2.1.5";
+    struct pst_dsn_msg m = base_msg(r, 3);
+    m.envid = "a+20+20b+09c";
+    struct pst_buf *out = pst_buf_new(1 << 20);
+    struct parsed p;
+    char v[256];
+    assert_int_equal(pst_dsn_generate(&m, out, NULL), 0);
+    parse(pst_buf_data(out), pst_buf_len(out), &p);
+    const char *ds = p.parts[1].body;
+    size_t dn = p.parts[1].blen;
+    field(ds, dn, "Original-Envelope-Id", v, sizeof(v));
+    assert_string_equal(v, "a  b c");
+    const char *g1 = strstr(ds, "Original-Recipient:");
+    assert_non_null(g1);
+    field(g1, dn - (size_t)(g1 - ds), "Original-Recipient", v, sizeof(v));
+    assert_string_equal(v, "rfc822; A  B@Example.NET");
+    field(g1, dn - (size_t)(g1 - ds), "Status", v, sizeof(v));
+    assert_string_equal(v, "4.4.7");
+    const char *g2 = strstr(ds, "Final-Recipient: rfc822; b@example.net");
+    assert_non_null(g2);
+    field(g2, dn - (size_t)(g2 - ds), "Status", v, sizeof(v));
+    assert_string_equal(v, "2.0.0");
+    const char *g3 = strstr(ds, "Final-Recipient: rfc822; c@example.net");
+    assert_non_null(g3);
+    field(g3, dn - (size_t)(g3 - ds), "Status", v, sizeof(v));
+    assert_string_equal(v, "2.1.5");
+    field(g3, dn - (size_t)(g3 - ds), "Action", v, sizeof(v));
+    assert_string_equal(v, "relayed");
+    free(p.text);
+    pst_buf_free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -939,6 +986,7 @@ int main(void)
         cmocka_unit_test(test_generate_refusals),
         cmocka_unit_test(test_generate_injection),
         cmocka_unit_test(test_generate_utf8),
+        cmocka_unit_test(test_generate_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

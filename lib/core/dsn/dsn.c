@@ -122,12 +122,14 @@ static int add_wrapped(struct pst_buf *b, const char *first, const char *v, cons
             j++;
         const char *t = v + i;
         size_t tok = j - i;
-        if (i > 0 && col + tok > LINE_SOFT) {
+        /* never fold before a lone SP: no line may be only blanks
+         * (RFC 5322 3.2.2) */
+        if (i > 0 && col + tok > LINE_SOFT && (tok > 1 || t[0] != ' ')) {
             rc = pst_buf_addstr(b, "\r\n");
             if (rc == 0)
                 rc = pst_buf_addstr(b, cont);
             col = clen;
-            if (!field && t[0] == ' ') {
+            if (!field && t[0] == ' ' && tok > 1) {
                 t++;
                 tok--;
             }
@@ -426,6 +428,13 @@ static int add_addr_field(struct pst_buf *s, const char *name, const char *addr)
     return add_field(s, name, v);
 }
 
+static void tabs_to_sp(char *s)
+{
+    for (; *s != '\0'; s++)
+        if (*s == '\t')
+            *s = ' ';
+}
+
 static int write_status(struct pst_buf *s, const struct pst_dsn_msg *m, const struct rview *vs,
                         size_t nv)
 {
@@ -435,9 +444,10 @@ static int write_status(struct pst_buf *s, const struct pst_dsn_msg *m, const st
      * no longer parses is left out rather than copied */
     if (m->envid != NULL && m->envid[0] != '\0' &&
         pst_dsn_parse_envid(m->envid, envid, NULL) == 0) {
-        char c[PST_DSN_ENVID_MAX + 8];
-        clean(envid, c, sizeof(c), 0, NULL);
-        rc = add_field(s, "Original-Envelope-Id", c);
+        /* kept as sent, case and spaces (RFC 3464 2.2.1); the parser
+         * allowed only printable ASCII and HTAB */
+        tabs_to_sp(envid);
+        rc = add_field(s, "Original-Envelope-Id", envid);
     }
     if (rc == 0)
         rc = pst_buf_addf(s, "Reporting-MTA: dns; %s\r\n", m->reporting_mta); /* 6.3 b */
@@ -451,10 +461,9 @@ static int write_status(struct pst_buf *s, const struct pst_dsn_msg *m, const st
         char type[PST_DSN_ADDRTYPE_MAX + 1], oaddr[PST_DSN_ORCPT_MAX + 1];
         if (rc == 0 && r->orcpt != NULL && r->orcpt[0] != '\0' &&
             pst_dsn_parse_orcpt(r->orcpt, type, oaddr, NULL) == 0) {
-            char c[PST_DSN_ORCPT_MAX + 8];
             char f[PST_DSN_ORCPT_MAX + PST_DSN_ADDRTYPE_MAX + 16];
-            clean(oaddr, c, sizeof(c), 0, NULL);
-            snprintf(f, sizeof(f), "%s; %s", type, c);
+            tabs_to_sp(oaddr);
+            snprintf(f, sizeof(f), "%s; %s", type, oaddr);
             rc = add_field(s, "Original-Recipient", f);
         }
         if (rc == 0)
@@ -483,6 +492,23 @@ static int write_status(struct pst_buf *s, const struct pst_dsn_msg *m, const st
 /* ---- the whole report ---- */
 
 static const char default_status[6][6] = {"", "5.0.0", "4.0.0", "2.0.0", "2.0.0", "2.0.0"};
+
+/* A well-formed status of a class that matches the action (RFC 3464
+ * 2.3.4, RFC 3463 3.1): 2 for delivered / relayed / expanded, 4 for
+ * delayed, 4 or 5 for failed (a message that timed out keeps its 4.x.x). */
+static int status_fits(const char *st, enum pst_dsn_action a)
+{
+    if (pst_dsn_status_permanent(st) < 0 || strlen(st) >= STATUS_MAX)
+        return 0;
+    switch (a) {
+    case PST_DSN_FAILED:
+        return st[0] == '4' || st[0] == '5';
+    case PST_DSN_DELAYED:
+        return st[0] == '4';
+    default:
+        return st[0] == '2';
+    }
+}
 
 static int generate(const struct pst_dsn_msg *m, struct rview *vs, size_t nv, int any[6],
                     struct pst_buf *out, struct pst_buf *text, struct pst_buf *status,
@@ -648,7 +674,7 @@ int pst_dsn_generate(const struct pst_dsn_msg *m, struct pst_buf *out, struct ps
         v->r = r;
         any[r->action] = 1;
         clean(r->rcpt, v->addr, sizeof(v->addr), 1, &v->addr_utf8);
-        if (pst_dsn_status_permanent(r->status) >= 0 && strlen(r->status) < sizeof(v->status))
+        if (status_fits(r->status, r->action))
             memcpy(v->status, r->status, strlen(r->status) + 1);
         else
             memcpy(v->status, default_status[r->action], 6);

@@ -195,7 +195,10 @@ struct pst_dsn_rcpt {
     const char *orcpt; /* ORCPT as received ("rfc822;a+40b"), or NULL */
     unsigned notify;   /* NOTIFY flags from RCPT, 0 when absent */
     enum pst_dsn_action action;
-    const char *status;     /* "5.1.1"; NULL or malformed: X.0.0 by action */
+    /* "5.1.1"; when NULL, malformed or of a class that does not fit the
+     * action (failed: 4 or 5, delayed: 4, others: 2): 5.0.0, 4.0.0 or
+     * 2.0.0 by the action */
+    const char *status;
     const char *remote_mta; /* the remote host's name (Remote-MTA: dns;) */
     const char *diag;       /* the reply text, "550 5.1.1 no such user";
                              * multi-line replies welcome, flattened */
