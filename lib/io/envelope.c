@@ -25,8 +25,8 @@ static const char *const state_names[] = {
 #define NSTATES (sizeof(state_names) / sizeof(state_names[0]))
 
 static const char *const env_keys[] = {
-    "v",         "id",  "sender",   "arrival",      "client_addr", "helo", "smtputf8",
-    "body_8bit", "tls", "attempts", "next_attempt", "rcpts",       NULL,
+    "v",         "id",  "sender",   "arrival",      "client_addr", "helo",       "smtputf8",
+    "body_8bit", "tls", "attempts", "next_attempt", "rcpts",       "quarantine", NULL,
 };
 static const char *const rcpt_keys[] = {"addr", "user", "state", "last_reply", NULL};
 
@@ -194,6 +194,10 @@ int pst_envelope_to_json(const struct pst_envelope *env, char **json)
         (rc = obj_set(root, "next_attempt", json_integer(env->next_attempt))) != 0 ||
         (rc = obj_set(root, "rcpts", rcpts)) != 0)
         goto out;
+    /* optional keys are written only when set, so older readers of the
+     * common case are not surprised */
+    if (env->quarantine && (rc = obj_set(root, "quarantine", json_true())) != 0)
+        goto out;
     for (size_t i = 0; i < env->nrcpts; i++) {
         const struct pst_envelope_rcpt *r = &env->rcpts[i];
         json_t *o = json_object();
@@ -294,6 +298,16 @@ static int get_bool(json_t *obj, const char *key, int *out)
     return 0;
 }
 
+/* An optional boolean: absent is false. */
+static int get_bool_opt(json_t *obj, const char *key, int *out)
+{
+    if (json_object_get(obj, key) == NULL) {
+        *out = 0;
+        return 0;
+    }
+    return get_bool(obj, key, out);
+}
+
 static int get_rcpt(json_t *o, struct pst_envelope_rcpt *r)
 {
     int rc;
@@ -374,7 +388,8 @@ int pst_envelope_from_json(const char *json, size_t len, struct pst_envelope **o
         (rc = get_int(root, "next_attempt", INT64_MAX, &next_attempt)) != 0 ||
         (rc = get_bool(root, "smtputf8", &env->smtputf8)) != 0 ||
         (rc = get_bool(root, "body_8bit", &env->body_8bit)) != 0 ||
-        (rc = get_bool(root, "tls", &env->tls)) != 0)
+        (rc = get_bool(root, "tls", &env->tls)) != 0 ||
+        (rc = get_bool_opt(root, "quarantine", &env->quarantine)) != 0)
         goto out;
     env->arrival = arrival;
     env->attempts = (unsigned)attempts;

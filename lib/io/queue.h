@@ -71,7 +71,8 @@ struct pst_envelope {
     char *helo;        /* or NULL */
     int smtputf8;
     int body_8bit;
-    int tls; /* received over TLS */
+    int tls;        /* received over TLS */
+    int quarantine; /* DMARC quarantine: local delivery into the Junk folder */
     unsigned attempts;
     int64_t next_attempt; /* seconds since the epoch, 0 = now */
     struct pst_envelope_rcpt *rcpts;
@@ -117,6 +118,16 @@ int pst_queue_commit(struct pst_queue *q, int fd, const struct pst_envelope *env
  * succeeded. */
 int pst_queue_commit_batch(struct pst_queue *q, const int *fds,
                            const struct pst_envelope *const *envs, size_t n, int *results);
+/* Rewriting a message before its commit (the checks prepend their
+ * Authentication-Results and drop forged ones): rewrite_open creates
+ * incoming/ID.msg.new and gives its fd (read-write); rewrite_done with
+ * keep != 0 renames it over incoming/ID.msg, and the caller then commits
+ * with the new fd (and closes the old one); with keep == 0 it closes fd
+ * and removes the new file. On a failed rename fd is closed and the old
+ * message stays. PST_ERR_INVAL, PST_ERR_STATE, PST_ERR_IO. A crash
+ * between the two leaves a .msg.new that pst_queue_recover removes. */
+int pst_queue_rewrite_open(struct pst_queue *q, const char *id, int *fd);
+int pst_queue_rewrite_done(struct pst_queue *q, const char *id, int fd, int keep);
 /* Drops a message that was not committed (fd closed unless it is -1,
  * incoming/ files removed; no fsync: recovery removes what survives). */
 void pst_queue_abort(struct pst_queue *q, const char *id, int fd);
@@ -155,7 +166,8 @@ int pst_queue_remove(struct pst_queue *q, const char *id);
  *    "helo":S|null,"smtputf8":B,"body_8bit":B,"tls":B,"attempts":N,
  *    "next_attempt":N,"rcpts":[{"addr":S,"user":S|null,
  *    "state":"pending"|"delivered"|"failed","last_reply":S|null},...]}
- * The decoder is strict: every key is required (null only where shown),
+ * and the optional keys (absent means false): "quarantine":B.
+ * The decoder is strict: every other key is required (null only where shown),
  * unknown and duplicate keys, wrong types, negative numbers, unknown states,
  * a bad id, an empty recipient list and trailing bytes are PST_ERR_SYNTAX;
  * over the bounds is PST_ERR_TOOBIG. The encoder refuses (PST_ERR_INVAL or

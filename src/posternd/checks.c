@@ -3,12 +3,16 @@
  * acknowledged, on the check pool so the event loop never waits on DNS;
  * and the DKIM signing keys, parsed once per configuration.
  *
- * Today the check is DKIM verification (RFC 6376 6): every signature up to
- * dkim.max_signatures, through a libunbound resolver of the worker's own
- * (dns group of the configuration), with a per-message query budget and a
- * key cache. The verdicts are logged on one line per message; they become
- * an Authentication-Results header and a DMARC decision with the DMARC
- * work. A check never refuses a message by itself yet.
+ * The checks are lib/core/auth's: SPF for the MAIL FROM identity, every
+ * DKIM signature (up to dkim.max_signatures), and DMARC for the From
+ * domain, through a libunbound resolver of the worker's own (dns group)
+ * with a key cache. Then the policy (RFC 9989 5.3 and 8): what the author
+ * domain asks, softened by the configuration (dmarc.reject = quarantine,
+ * dmarc.temperror = accept, auth.allow sources and authenticated
+ * sessions). A message that is kept is rewritten with our
+ * Authentication-Results field on top and without incoming ones that carry
+ * our authserv-id (RFC 8601 5). Each checked message's results go to the
+ * SQLite store (auth.store) for DMARC aggregate reports.
  *
  * The signing keys (dkim.sign) are read and parsed when a configuration is
  * loaded (start and SIGHUP); a key that does not load refuses that
@@ -31,8 +35,12 @@
 #include "dns.h"
 #include "err.h"
 #include "log.h"
+#include "auth.h"
+#include "authres.h"
 #include "msg.h"
+#include "psl.h"
 #include "resolver.h"
+#include "store.h"
 #include "worker.h"
 
 #define KEYFILE_MAX (64 * 1024)
@@ -175,27 +183,43 @@ size_t pstd_signers_count(const struct pstd_signers *s)
     return s ? s->n : 0;
 }
 
-/* ---- per-thread DNS state ------------------------------------------------ */
+/* ---- per-thread state ----------------------------------------------------- */
 
-/* Each check worker keeps a resolver and a key cache, made for the
+/* Each check worker keeps a resolver, a key cache, the Public Suffix List
+ * when the configuration wants it, and a store handle, made for the
  * configuration generation it serves and remade after a reload. */
 struct tstate {
     unsigned long gen;
     struct pst_resolver *res;
     struct pst_dkim_keycache *cache;
+    struct pst_psl *psl;
+    struct pst_store *store;
+    int store_failed; /* said once per generation */
     char err[256];
 };
 
 static pthread_key_t tkey;
 static pthread_once_t tonce = PTHREAD_ONCE_INIT;
 
+static void tstate_clear(struct tstate *t)
+{
+    pst_resolver_free(t->res);
+    pst_dkim_keycache_free(t->cache);
+    pst_psl_free(t->psl);
+    pst_store_close(t->store);
+    t->res = NULL;
+    t->cache = NULL;
+    t->psl = NULL;
+    t->store = NULL;
+    t->store_failed = 0;
+}
+
 static void tstate_free(void *p)
 {
     struct tstate *t = p;
     if (t == NULL)
         return;
-    pst_resolver_free(t->res);
-    pst_dkim_keycache_free(t->cache);
+    tstate_clear(t);
     free(t);
 }
 
@@ -216,18 +240,22 @@ static struct tstate *tstate_get(const struct pstd_confref *cr)
             return NULL;
         pthread_setspecific(tkey, t);
     }
-    pst_resolver_free(t->res);
-    pst_dkim_keycache_free(t->cache);
-    t->res = NULL;
-    t->cache = NULL;
+    tstate_clear(t);
     t->gen = cr->gen;
+    const struct pst_conf *c = cr->conf;
     struct pst_resolver_unbound_conf uc;
     memset(&uc, 0, sizeof(uc));
-    uc.server = cr->conf->dns_server;
-    uc.trust_anchor = cr->conf->dns_trust_anchor;
+    uc.server = c->dns_server;
+    uc.trust_anchor = c->dns_trust_anchor;
     if (pst_resolver_unbound_new(&uc, &t->res, t->err, sizeof(t->err)) != 0) {
         t->res = NULL;
-        return t; /* err says why; the check reports temperror */
+        return t; /* err says why; the checks report temperror */
+    }
+    if (c->dmarc_verify && c->dmarc_psl &&
+        pst_psl_open(c->psl_file, &t->psl, t->err, sizeof(t->err)) != 0) {
+        pst_resolver_free(t->res);
+        t->res = NULL;
+        return t;
     }
     if (pst_dkim_keycache_new(256, 3600, &t->cache) != 0)
         t->cache = NULL;
@@ -241,35 +269,206 @@ struct check {
     struct pstd *d;
     struct pstd_confref *cr;
     int fd;
-    void (*cb)(void *arg, const char *summary);
+    struct pstd_check_in in; /* strings owned here */
+    char id[PST_QUEUE_ID_LEN + 1];
+    void (*cb)(void *arg, struct pstd_check_result *r);
     void *arg;
     struct pst_buf *summary;
+    struct pstd_check_result r;
+    char reason[640];
 };
 
-/* 1 when the header section h[0..len) has a DKIM-Signature field (RFC
- * 6376 3.5), or may have one: a section that does not split is left to the
- * verifier, which names the problem. */
-static int has_signature(const char *h, size_t len)
+/* Records the results for aggregate reports (RFC 9990 3.1.2 rows). */
+static void store_results(struct check *k, struct tstate *t, const struct pst_auth *au,
+                          const char *disposition, const char *override)
 {
-    struct pst_msg_header *mh = NULL;
-    const char *why = NULL;
-    if (pst_msg_split(h, len, NULL, &mh, &why) != 0)
-        return 1;
-    size_t n = pst_msg_count(mh, "DKIM-Signature");
-    pst_msg_header_free(mh);
-    return n > 0;
+    const struct pst_conf *c = k->cr->conf;
+    if (c->auth_store == NULL || t == NULL)
+        return;
+    char err[256];
+    if (t->store == NULL && !t->store_failed &&
+        pst_store_open(c->auth_store, &t->store, err, sizeof(err)) != 0) {
+        t->store = NULL;
+        t->store_failed = 1;
+        log_warn("checks: results store %s: %s; results are not kept", c->auth_store, err);
+    }
+    if (t->store == NULL)
+        return;
+    struct pst_store_auth a;
+    memset(&a, 0, sizeof(a));
+    a.time = (int64_t)time(NULL);
+    a.queue_id = k->id;
+    a.source_ip = k->in.ip;
+    a.helo = k->in.helo;
+    a.envelope_from = k->in.sender;
+    const struct pst_spf_verdict *spf = pst_auth_spf(au);
+    if (spf != NULL) {
+        a.spf_result = pst_spf_result_name(spf->result);
+        a.spf_domain = spf->domain;
+    }
+    const struct pst_dmarc_eval *e = pst_auth_dmarc(au);
+    if (e != NULL) {
+        a.header_from = e->author[0] ? e->author : NULL;
+        a.dmarc_result = pst_dmarc_result_name(e->result);
+        a.policy_domain = e->policy_domain[0] ? e->policy_domain : NULL;
+        a.policy_tag = e->policy_tag;
+        a.policy = e->policy_tag ? pst_dmarc_policy_name(e->policy) : NULL;
+        a.testing = e->testing;
+        if (e->record != NULL) {
+            a.adkim = e->record->adkim;
+            a.aspf = e->record->aspf;
+        }
+    }
+    size_t n = 0, skipped = 0;
+    const struct pst_dkim_verdict *v = pst_auth_dkim(au, &n, &skipped);
+    struct pst_store_dkim dk[64];
+    if (n > 64)
+        n = 64;
+    for (size_t i = 0; i < n; i++) {
+        dk[i].domain = v[i].d[0] ? v[i].d : NULL;
+        dk[i].selector = v[i].s[0] ? v[i].s : NULL;
+        dk[i].result = pst_dkim_result_name(v[i].result);
+    }
+    a.dkim = dk;
+    a.ndkim = n;
+    a.disposition = disposition;
+    a.override = override;
+    if (pst_store_add_auth(t->store, &a, err, sizeof(err)) != 0)
+        log_warn("checks: %s: results not stored: %s", k->id, err);
 }
 
-/* Reads the message from fd (offset 0) and verifies its DKIM signatures.
- * t is the worker's DNS state, made only when a signature needs it. */
-static void verify_dkim(struct check *k, struct tstate *t)
+/* Writes all of p[0..n) to fd. */
+static int write_all(int fd, const char *p, size_t n)
 {
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The kept message: our Authentication-Results field, the header section
+ * without forged ones (RFC 8601 5), then the rest of the file from hlen
+ * on. The new file replaces the spooled one (pst_queue_rewrite_*). */
+static int rewrite(struct check *k, const struct pst_auth *au, const char *hdr, size_t hlen,
+                   char *chunk)
+{
+    struct pst_buf *out = pst_buf_new(HEADER_MAX + 64 * 1024);
+    int nfd = -1, ok = 0;
+    size_t removed = 0;
+    const char *why = NULL;
+    if (out == NULL)
+        return -1;
+    if (pst_auth_header(au, out) != 0)
+        goto done;
+    size_t arlen = pst_buf_len(out);
+    if (pst_authres_strip(hdr, hlen, k->cr->conf->authserv_id, out, &removed, &why) != 0) {
+        /* a header that does not split: kept as it came (nothing in it
+         * can be read as a field of ours by a split-based reader either) */
+        pst_buf_truncate(out, arlen);
+        if (pst_buf_add(out, hdr, hlen) != 0)
+            goto done;
+    }
+    if (pst_queue_rewrite_open(k->d->queue, k->id, &nfd) != 0) {
+        nfd = -1;
+        goto done;
+    }
+    if (write_all(nfd, pst_buf_data(out), pst_buf_len(out)) != 0)
+        goto done;
+    off_t off = (off_t)hlen;
+    for (;;) {
+        ssize_t r = pread(k->fd, chunk, READ_CHUNK, off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            goto done;
+        if (r == 0)
+            break;
+        if (write_all(nfd, chunk, (size_t)r) != 0)
+            goto done;
+        off += r;
+    }
+    ok = 1;
+done:
+    pst_buf_free(out);
+    if (nfd >= 0) {
+        if (pst_queue_rewrite_done(k->d->queue, k->id, nfd, ok) != 0 || !ok) {
+            log_err("checks: %s: rewriting the message: %s", k->id, strerror(errno));
+            return -1;
+        }
+        if (removed > 0)
+            pst_buf_addf(k->summary,
+                         "; removed %zu Authentication-Results field%s with our "
+                         "authserv-id",
+                         removed, removed == 1 ? "" : "s");
+        k->r.newfd = nfd;
+        return 0;
+    }
+    if (!ok)
+        log_err("checks: %s: rewriting the message: %s", k->id, strerror(errno));
+    return ok ? 0 : -1;
+}
+
+/* The policy decision: what the author domain asks (lib/core/auth),
+ * softened by the configuration. *override gets RFC 9990's
+ * PolicyOverrideType word when the decision differs. */
+static enum pstd_check_action decide(const struct check *k, enum pst_auth_disposition d,
+                                     const char **override)
+{
+    const struct pst_conf *c = k->cr->conf;
+    *override = NULL;
+    if (d == PST_AUTH_DELIVER)
+        return PSTD_CHECK_ACCEPT;
+    if (k->in.authenticated || pst_cidr_match_any(c->auth_allow, c->nauth_allow, k->in.ip)) {
+        *override = "local_policy";
+        return PSTD_CHECK_ACCEPT;
+    }
+    switch (d) {
+    case PST_AUTH_REJECT:
+        if (c->dmarc_reject_quarantine) {
+            *override = "local_policy";
+            return PSTD_CHECK_QUARANTINE;
+        }
+        return PSTD_CHECK_REJECT;
+    case PST_AUTH_QUARANTINE:
+        return PSTD_CHECK_QUARANTINE;
+    case PST_AUTH_TEMPFAIL:
+        return c->dmarc_temperror_accept ? PSTD_CHECK_ACCEPT : PSTD_CHECK_TEMPFAIL;
+    default:
+        return PSTD_CHECK_ACCEPT;
+    }
+}
+
+static const char *action_name(enum pstd_check_action a)
+{
+    switch (a) {
+    case PSTD_CHECK_QUARANTINE:
+        return "quarantine";
+    case PSTD_CHECK_REJECT:
+        return "reject";
+    case PSTD_CHECK_TEMPFAIL:
+        return "tempfail";
+    default:
+        return "deliver";
+    }
+}
+
+static void check_work(void *arg)
+{
+    struct check *k = arg;
     const struct pst_conf *c = k->cr->conf;
     struct pst_buf *hdr = pst_buf_new(HEADER_MAX);
     char *chunk = malloc(READ_CHUNK);
-    struct pst_dkim_verify *v = NULL;
+    struct pst_auth *au = NULL;
     if (hdr == NULL || chunk == NULL) {
-        pst_buf_addstr(k->summary, "dkim=temperror (out of memory)");
+        pst_buf_addstr(k->summary, "checks not run (out of memory)");
+        k->r.action = PSTD_CHECK_TEMPFAIL;
+        snprintf(k->reason, sizeof(k->reason), "Local resources exhausted, try again later");
         goto out;
     }
     /* the header section: up to and including the empty line */
@@ -284,7 +483,13 @@ static void verify_dkim(struct check *k, struct tstate *t)
             break;
         size_t before = pst_buf_len(hdr);
         if (pst_buf_add(hdr, chunk, (size_t)r) != 0) {
-            pst_buf_addstr(k->summary, "dkim=permerror (header section too large to verify)");
+            /* larger than any header section the parsers accept
+             * (PST_MSG_MAX_HEADER): nothing could be checked */
+            pst_buf_addstr(k->summary, "header section too large to check");
+            k->r.action = PSTD_CHECK_REJECT;
+            k->r.code = 552;
+            k->r.enh = "5.3.4";
+            snprintf(k->reason, sizeof(k->reason), "Message header section exceeds fixed limit");
             goto out;
         }
         off += r;
@@ -297,106 +502,146 @@ static void verify_dkim(struct check *k, struct tstate *t)
     }
     if (eoh == NULL)
         body_at = pst_buf_len(hdr); /* no body: the whole file is the header */
-    if (!has_signature(pst_buf_data(hdr), body_at)) {
-        /* nothing to verify: no resolver needed (RFC 8601 2.7.1 "none") */
-        pst_buf_addstr(k->summary, "dkim=none");
+    /* the header section given to the checks ends with the CRLF of its
+     * last field */
+    size_t hlen = eoh != NULL ? body_at - 2 : body_at;
+
+    struct tstate *t = tstate_get(k->cr);
+    if (t == NULL || t->res == NULL) {
+        pst_buf_addf(k->summary, "temperror (resolver: %s)", t ? t->err : "out of memory");
+        k->r.action = c->dmarc_temperror_accept ? PSTD_CHECK_ACCEPT : PSTD_CHECK_TEMPFAIL;
+        snprintf(k->reason, sizeof(k->reason), "DNS resolver unavailable, try again later");
         goto out;
     }
-    if (t == NULL || t->res == NULL) {
-        t = tstate_get(k->cr);
-        if (t == NULL || t->res == NULL) {
-            pst_buf_addf(k->summary, "dkim=temperror (resolver: %s)", t ? t->err : "out of memory");
-            goto out;
-        }
-    }
-    struct pst_dns_budget budget = {.max_queries = c->dkim_max_sigs + 2,
-                                    .timeout_ms = c->dns_timeout * 1000u};
-    struct pst_dkim_verify_opts o = {.resolver = t->res,
-                                     .budget = &budget,
-                                     .cache = t->cache,
-                                     .now = (int64_t)time(NULL),
-                                     .max_sigs = c->dkim_max_sigs};
-    const char *why = NULL;
-    /* the header section given to DKIM ends with the CRLF of its last field */
-    size_t hlen = body_at >= 2 ? body_at - 2 : body_at;
-    int rc = pst_dkim_verify_start(&o, pst_buf_data(hdr), hlen, &v, &why);
-    if (rc != 0) {
-        pst_buf_addf(k->summary, "dkim=permerror (%s)", why ? why : pst_strerror(rc));
+    struct pst_auth_opts o = {.resolver = t->res,
+                              .authserv_id = c->authserv_id,
+                              .now = (int64_t)time(NULL),
+                              .timeout_ms = c->dns_timeout * 1000u,
+                              .no_spf = !c->spf_verify,
+                              .no_dkim = !c->dkim_verify,
+                              .no_dmarc = !c->dmarc_verify,
+                              .dkim_max_sigs = c->dkim_max_sigs,
+                              .dkim_cache = t->cache,
+                              .dmarc_mode = c->dmarc_psl ? PST_DMARC_PSL : PST_DMARC_TREEWALK,
+                              .dmarc_psl = t->psl ? pst_psl_dmarc(t->psl) : NULL};
+    struct pst_auth_in in = {.ip = k->in.ip, .helo = k->in.helo, .mailfrom = k->in.sender};
+    if (pst_auth_start(&o, &in, pst_buf_data(hdr), hlen, &au) != 0) {
+        pst_buf_addstr(k->summary, "checks not run (out of memory)");
+        k->r.action = PSTD_CHECK_TEMPFAIL;
+        snprintf(k->reason, sizeof(k->reason), "Local resources exhausted, try again later");
         goto out;
     }
     if (body_at < pst_buf_len(hdr))
-        pst_dkim_verify_body(v, pst_buf_data(hdr) + body_at, pst_buf_len(hdr) - body_at);
+        pst_auth_body(au, pst_buf_data(hdr) + body_at, pst_buf_len(hdr) - body_at);
     for (;;) {
         ssize_t r = pread(k->fd, chunk, READ_CHUNK, off);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
             break;
-        pst_dkim_verify_body(v, chunk, (size_t)r);
+        pst_auth_body(au, chunk, (size_t)r);
         off += r;
     }
-    if (pst_dkim_verify_finish(v) != 0) {
-        pst_buf_addstr(k->summary, "dkim=temperror (out of memory)");
+    if (pst_auth_finish(au) != 0) {
+        pst_buf_addstr(k->summary, "checks not finished (out of memory)");
+        k->r.action = PSTD_CHECK_TEMPFAIL;
+        snprintf(k->reason, sizeof(k->reason), "Local resources exhausted, try again later");
         goto out;
     }
-    size_t n = 0, skipped = 0;
-    const struct pst_dkim_verdict *vd = pst_dkim_verify_verdicts(v, &n, &skipped);
-    if (n == 0)
-        pst_buf_addstr(k->summary, "dkim=none");
-    for (size_t i = 0; i < n; i++) {
-        /* RFC 8601 2.7.1 property names, RFC 6008 header.b */
-        pst_buf_addf(k->summary, "%sdkim=%s", i ? "; " : "", pst_dkim_result_name(vd[i].result));
-        if (vd[i].reason[0])
-            pst_buf_addf(k->summary, " (%s)", vd[i].reason);
-        pst_buf_addf(k->summary, " header.d=%s header.s=%s header.a=%s header.b=%s", vd[i].d,
-                     vd[i].s, vd[i].a, vd[i].b8);
+    pst_auth_summary(au, k->summary);
+    enum pst_auth_disposition disp = pst_auth_disposition(au);
+    const char *override = NULL;
+    k->r.action = decide(k, disp, &override);
+    pst_buf_addf(k->summary, "; action=%s", action_name(k->r.action));
+    if (override != NULL)
+        pst_buf_addf(k->summary, " (override %s)", override);
+    store_results(k, t, au, action_name(k->r.action), override);
+
+    const struct pst_dmarc_eval *e = pst_auth_dmarc(au);
+    switch (k->r.action) {
+    case PSTD_CHECK_REJECT:
+        /* RFC 9989 8.3 / RFC 7372 3.2: 550 5.7.1 with the reason */
+        k->r.code = 550;
+        k->r.enh = "5.7.1";
+        snprintf(k->reason, sizeof(k->reason),
+                 "Message rejected by the DMARC policy of %.253s: %.200s",
+                 e ? e->author : "its domain", e ? e->reason : "authentication failed");
+        break;
+    case PSTD_CHECK_TEMPFAIL:
+        /* RFC 7372 3.2 (4.7.5 cryptographic failure / temporary) */
+        k->r.code = 451;
+        k->r.enh = "4.7.5";
+        snprintf(k->reason, sizeof(k->reason),
+                 "DMARC of %.253s cannot be decided now (%.200s), try again later",
+                 e && e->author[0] ? e->author : "the From domain", e ? e->reason : "DNS error");
+        break;
+    default:
+        k->r.quarantine = k->r.action == PSTD_CHECK_QUARANTINE;
+        if (rewrite(k, au, pst_buf_data(hdr), hlen, chunk) != 0) {
+            k->r.action = PSTD_CHECK_TEMPFAIL;
+            k->r.code = 451;
+            k->r.enh = "4.3.0";
+            snprintf(k->reason, sizeof(k->reason), "Queue write failed, try again later");
+        }
+        break;
     }
-    if (skipped > 0)
-        pst_buf_addf(k->summary, "; %zu more signature%s not verified", skipped,
-                     skipped == 1 ? "" : "s");
 out:
-    pst_dkim_verify_free(v);
+    pst_auth_free(au);
     pst_buf_free(hdr);
     free(chunk);
-}
-
-static void check_work(void *arg)
-{
-    struct check *k = arg;
-    if (k->cr->conf->dkim_verify)
-        verify_dkim(k, NULL);
 }
 
 static void check_done(void *arg)
 {
     struct check *k = arg;
-    k->cb(k->arg, pst_buf_data(k->summary));
+    k->r.summary = pst_buf_data(k->summary);
+    k->r.reason = k->reason;
+    if (k->r.code == 0 && k->r.action == PSTD_CHECK_TEMPFAIL) {
+        k->r.code = 451;
+        k->r.enh = "4.7.5";
+    }
+    k->cb(k->arg, &k->r);
+    if (k->r.newfd >= 0)
+        close(k->r.newfd); /* the callback did not take it */
     pstd_conf_put(k->d, k->cr);
     pst_buf_free(k->summary);
+    free((char *)k->in.ip);
+    free((char *)k->in.helo);
+    free((char *)k->in.sender);
     free(k);
 }
 
-int pstd_check_message(struct pstd *d, int fd, void (*cb)(void *arg, const char *summary),
-                       void *arg)
+int pstd_check_message(struct pstd *d, int fd, const char *id, const struct pstd_check_in *in,
+                       void (*cb)(void *arg, struct pstd_check_result *r), void *arg)
 {
     struct check *k = calloc(1, sizeof(*k));
     if (k == NULL)
         return -1;
     k->summary = pst_buf_new(8192);
-    if (k->summary == NULL) {
-        free(k);
-        return -1;
-    }
+    k->in.ip = strdup(in->ip ? in->ip : "");
+    k->in.helo = in->helo ? strdup(in->helo) : NULL;
+    k->in.sender = strdup(in->sender ? in->sender : "");
+    k->in.authenticated = in->authenticated;
+    if (k->summary == NULL || k->in.ip == NULL || (in->helo && k->in.helo == NULL) ||
+        k->in.sender == NULL)
+        goto fail;
+    snprintf(k->id, sizeof(k->id), "%s", id);
     k->d = d;
     k->cr = pstd_conf_get(d);
     k->fd = fd;
     k->cb = cb;
     k->arg = arg;
+    k->r.newfd = -1;
     if (pstd_pool_submit(d->check_pool, check_work, check_done, k) != 0) {
         pstd_conf_put(d, k->cr);
-        pst_buf_free(k->summary);
-        free(k);
-        return -1;
+        goto fail;
     }
     return 0;
+fail:
+    pst_buf_free(k->summary);
+    free((char *)k->in.ip);
+    free((char *)k->in.helo);
+    free((char *)k->in.sender);
+    free(k);
+    return -1;
 }

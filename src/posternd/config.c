@@ -69,7 +69,10 @@ static const char default_text[] =
     ");\n"
     "domains = [ \"localhost\", \"example.test\" ];\n"
     "users = ( { name = \"postmaster\"; } );\n"
-    "postmaster = \"postmaster\";\n";
+    "postmaster = \"postmaster\";\n"
+    "# SPF, DKIM and DMARC run on every message; mail from this machine is\n"
+    "# exempt from the DMARC policy (results are still added and kept).\n"
+    "auth = { allow = [ \"127.0.0.0/8\", \"::1\" ]; };\n";
 
 /* ---- error reporting ---------------------------------------------------- */
 
@@ -1134,12 +1137,110 @@ static int parse_dkim(struct ctx *c, const config_setting_t *root, struct pst_co
     return 0;
 }
 
+/* spf = { verify = true; }; */
+static int parse_spf(struct ctx *c, const config_setting_t *root, struct pst_conf *conf)
+{
+    static const char *const keys[] = {"verify", NULL};
+    const config_setting_t *g = NULL;
+    int rc;
+
+    conf->spf_verify = 1;
+    if ((rc = get_group(c, root, "spf", &g)) <= 0)
+        return rc;
+    if ((rc = check_keys(c, g, keys)) < 0 || (rc = get_bool(c, g, "verify", &conf->spf_verify)) < 0)
+        return rc;
+    return 0;
+}
+
+/* dmarc = { verify = true; reject = "reject"; temperror = "defer";
+ *           org_domain = "treewalk"; psl_file = "..."; }; */
+static int parse_dmarc(struct ctx *c, const config_setting_t *root, struct pst_conf *conf)
+{
+    static const char *const keys[] = {"verify",     "reject",   "temperror",
+                                       "org_domain", "psl_file", NULL};
+    static const char *const rejects[] = {"reject", "quarantine", NULL};
+    static const char *const temps[] = {"defer", "accept", NULL};
+    static const char *const orgs[] = {"treewalk", "psl", NULL};
+    const config_setting_t *g = NULL;
+    int rc;
+
+    conf->dmarc_verify = 1;
+    if ((rc = get_group(c, root, "dmarc", &g)) <= 0)
+        return rc;
+    if ((rc = check_keys(c, g, keys)) < 0 ||
+        (rc = get_bool(c, g, "verify", &conf->dmarc_verify)) < 0 ||
+        (rc = get_choice(c, g, "reject", rejects, &conf->dmarc_reject_quarantine)) < 0 ||
+        (rc = get_choice(c, g, "temperror", temps, &conf->dmarc_temperror_accept)) < 0 ||
+        (rc = get_choice(c, g, "org_domain", orgs, &conf->dmarc_psl)) < 0 ||
+        (rc = get_str_dup(c, g, "psl_file", &conf->psl_file)) < 0)
+        return rc;
+    return 0;
+}
+
+/* auth = { authserv_id = "mx.example.org"; allow = [ "192.0.2.0/24" ];
+ *          store = "/var/lib/postern/auth.sqlite"; }; */
+static int parse_auth(struct ctx *c, const config_setting_t *root, struct pst_conf *conf)
+{
+    static const char *const keys[] = {"authserv_id", "allow", "store", NULL};
+    const config_setting_t *g = NULL;
+    const char *v;
+    int rc;
+
+    if ((rc = get_group(c, root, "auth", &g)) < 0)
+        return rc;
+    if (rc > 0 && (rc = check_keys(c, g, keys)) < 0)
+        return rc;
+    if (g != NULL && (rc = get_str(c, g, "authserv_id", &v)) < 0)
+        return rc;
+    if (g != NULL && rc > 0) {
+        /* RFC 8601 2.5: authserv-id is a value; postern writes it bare */
+        const char *why = domain_problem(v);
+        if (why != NULL)
+            return fail(c, config_setting_get_member(g, "authserv_id"), "\"%s\" %s", v, why);
+        if ((rc = dup_str(c, v, &conf->authserv_id)) < 0)
+            return rc;
+    } else if ((rc = dup_str(c, conf->hostname, &conf->authserv_id)) < 0) {
+        return rc;
+    }
+    if (g == NULL) {
+        return join_path(c, conf->spool, "auth.sqlite", &conf->auth_store);
+    }
+    if ((rc = get_str(c, g, "store", &v)) < 0)
+        return rc;
+    if (rc == 0)
+        rc = join_path(c, conf->spool, "auth.sqlite", &conf->auth_store);
+    else if (*v != '\0')
+        rc = dup_str(c, v, &conf->auth_store);
+    if (rc < 0)
+        return rc;
+    const config_setting_t *a = config_setting_get_member(g, "allow");
+    if (a == NULL)
+        return 0;
+    if (!config_setting_is_array(a) && !config_setting_is_list(a))
+        return fail(c, a, "must be a list of addresses or prefixes [ \"192.0.2.0/24\", ... ]");
+    size_t n = (size_t)config_setting_length(a);
+    if (n == 0)
+        return 0;
+    conf->auth_allow = calloc(n, sizeof *conf->auth_allow);
+    if (conf->auth_allow == NULL)
+        return oom(c);
+    for (size_t i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(a, (unsigned)i);
+        if ((rc = str_value(c, e, &v)) < 0)
+            return rc;
+        if (pst_cidr_parse(v, &conf->auth_allow[i]) != 0)
+            return fail(c, e, "\"%s\" is not an address or prefix (ADDR or ADDR/BITS)", v);
+        conf->nauth_allow++;
+    }
+    return 0;
+}
+
 static struct pst_conf *build(struct ctx *c, const config_t *cfg)
 {
     static const char *const top_keys[] = {
-        "hostname",  "spool",    "mail_root", "run_as",     "log",      "tls",
-        "listeners", "domains",  "users",     "postmaster", "catchall", "aliases",
-        "limits",    "timeouts", "dns",       "dkim",       NULL};
+        "hostname", "spool", "mail_root",  "run_as",   "log",     "tls",    "listeners",
+        "domains",  "users", "postmaster", "catchall", "aliases", "limits", "timeouts",
+        "dns",      "dkim",  "spf",        "dmarc",    "auth",    NULL};
     const config_setting_t *root = config_root_setting(cfg);
     struct pst_conf *conf = calloc(1, sizeof *conf);
 
@@ -1156,7 +1257,8 @@ static struct pst_conf *build(struct ctx *c, const config_t *cfg)
         parse_user_ref(c, root, conf, "catchall", 0, &conf->catchall) < 0 ||
         parse_aliases(c, root, conf) < 0 || parse_limits(c, root, conf) < 0 ||
         parse_timeouts(c, root, conf) < 0 || parse_dns(c, root, conf) < 0 ||
-        parse_dkim(c, root, conf) < 0) {
+        parse_dkim(c, root, conf) < 0 || parse_spf(c, root, conf) < 0 ||
+        parse_dmarc(c, root, conf) < 0 || parse_auth(c, root, conf) < 0) {
         pst_conf_free(conf);
         return NULL;
     }
@@ -1286,6 +1388,10 @@ void pst_conf_free(struct pst_conf *conf)
         free(conf->dkim_keys[i].key_file);
     }
     free(conf->dkim_keys);
+    free(conf->psl_file);
+    free(conf->authserv_id);
+    free(conf->auth_allow);
+    free(conf->auth_store);
     free(conf->dns_server);
     free(conf->dns_trust_anchor);
     free(conf);

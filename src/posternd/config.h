@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cidr.h"
+
 enum pst_listen_mode {
     PST_LISTEN_SMTP = 0, /* plaintext SMTP, STARTTLS when starttls is set */
     PST_LISTEN_TLS = 1,  /* implicit TLS (RFC 8314 style) */
@@ -100,6 +102,19 @@ struct pst_conf {
     size_t ndkim_keys;
     int dkim_verify;        /* verify inbound signatures */
     unsigned dkim_max_sigs; /* signatures looked at per message */
+
+    /* SPF, DMARC and Authentication-Results on received mail (the spf,
+     * dmarc and auth groups) */
+    int spf_verify;              /* SPF for the MAIL FROM identity */
+    int dmarc_verify;            /* DMARC for the From domain */
+    int dmarc_reject_quarantine; /* a p=reject failure is quarantined, not refused */
+    int dmarc_temperror_accept;  /* a DNS error deciding DMARC delivers, not 451 */
+    int dmarc_psl;               /* RFC 7489 Organizational Domain by the PSL */
+    char *psl_file;              /* NULL: libpsl's and Debian's list */
+    char *authserv_id;           /* in Authentication-Results; the hostname by default */
+    struct pst_cidr *auth_allow; /* sources exempt from policy (still checked) */
+    size_t nauth_allow;
+    char *auth_store; /* SQLite file of check results; NULL: none */
 
     /* DNS (the dns group) */
     char *dns_server;       /* "ADDR[:PORT]" to forward queries to; NULL: resolv.conf */

@@ -106,11 +106,37 @@ size_t pstd_signers_count(const struct pstd_signers *s);
 struct pst_dkim_signer;
 /* The signer of a domain (all its keys), or NULL: for outbound signing. */
 const struct pst_dkim_signer *pstd_signer_for(const struct pstd_signers *s, const char *domain);
-/* Reads the message at fd (offset 0, the fd stays the caller's) on the
- * check pool; then cb(arg, summary) on the loop with a one-line summary in
- * RFC 8601 result words. 0, or -1 when the check could not be queued. */
-int pstd_check_message(struct pstd *d, int fd, void (*cb)(void *arg, const char *summary),
-                       void *arg);
+/* What the session knew about a message. */
+struct pstd_check_in {
+    const char *ip;
+    const char *helo;   /* NULL when none */
+    const char *sender; /* MAIL FROM without <>, "" for the null sender */
+    int authenticated;  /* an AUTH session: exempt from policy */
+};
+enum pstd_check_action {
+    PSTD_CHECK_ACCEPT = 0,
+    PSTD_CHECK_QUARANTINE, /* accept; deliver into the Junk folder */
+    PSTD_CHECK_REJECT,     /* answer code/enh/reason (550 5.7.1), drop */
+    PSTD_CHECK_TEMPFAIL,   /* answer code/enh/reason (451 4.7.5), drop */
+};
+struct pstd_check_result {
+    enum pstd_check_action action;
+    int quarantine;
+    int code; /* the reply for REJECT and TEMPFAIL */
+    const char *enh;
+    const char *reason;  /* the reply text */
+    const char *summary; /* one line in RFC 8601 words, for the log */
+    /* ACCEPT/QUARANTINE: the rewritten message (our Authentication-Results
+     * on top, incoming/ID.msg replaced), or -1 when it was not rewritten.
+     * The callback takes it by setting newfd to -1; otherwise it is closed
+     * after the callback. */
+    int newfd;
+};
+/* Checks the message at fd (offset 0, the fd stays the caller's; id its
+ * queue id) on the check pool; then cb(arg, result) on the loop. 0, or -1
+ * when the check could not be queued. */
+int pstd_check_message(struct pstd *d, int fd, const char *id, const struct pstd_check_in *in,
+                       void (*cb)(void *arg, struct pstd_check_result *r), void *arg);
 
 /* delivery.c */
 struct pstd_delivery *pstd_delivery_new(struct pstd *d);

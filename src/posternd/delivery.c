@@ -142,16 +142,29 @@ static void deliver_one(struct pstd_delivery *dl, const char *id, int force)
         }
         char name[512];
         uint64_t now_usec = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
-        rc = pst_maildir_deliver(u->maildir, fd, conf->hostname, env->sender, r->addr, now_usec,
-                                 name, sizeof(name));
+        /* DMARC quarantine: the Maildir++ folder Junk, which IMAP servers
+         * (Dovecot's Maildir++ layout) show as the junk mailbox */
+        char junk[4096];
+        const char *box = u->maildir;
+        if (env->quarantine) {
+            int w = snprintf(junk, sizeof(junk), "%s/.Junk", u->maildir);
+            if (w < 0 || (size_t)w >= sizeof(junk)) {
+                set_reply(r, "Maildir path too long for its Junk folder");
+                pending++;
+                continue;
+            }
+            box = junk;
+        }
+        rc = pst_maildir_deliver(box, fd, conf->hostname, env->sender, r->addr, now_usec, name,
+                                 sizeof(name));
         if (rc == 0) {
             r->state = PST_RCPT_DELIVERED;
             set_reply(r, "delivered to Maildir");
             log_info("delivery %s: to=<%s> user=%s status=sent maildir=%s/new/%s", id, r->addr,
-                     u->name, u->maildir, name);
+                     u->name, box, name);
         } else {
-            char why[256];
-            snprintf(why, sizeof(why), "Maildir %s: %s", u->maildir,
+            char why[4096 + 256];
+            snprintf(why, sizeof(why), "Maildir %s: %s", box,
                      rc == PST_ERR_IO ? strerror(errno) : pst_strerror(rc));
             set_reply(r, why);
             log_warn("delivery %s: to=<%s> status=deferred (%s)", id, r->addr, why);

@@ -93,6 +93,7 @@ struct session {
     uint64_t msg_bytes;
     int too_big;
     int write_err;
+    int quarantine; /* the checks said: deliver into the Junk folder */
     struct pst_smtp_data data;
     int data_started; /* a DATA or BDAT has started the message */
     uint64_t bdat_left;
@@ -257,6 +258,7 @@ static void drop_message(struct session *s)
     s->msg_bytes = 0;
     s->too_big = 0;
     s->write_err = 0;
+    s->quarantine = 0;
     s->id[0] = '\0';
 }
 
@@ -357,7 +359,7 @@ struct commit_ctx {
 };
 
 static void commit_message(struct session *s);
-static void checks_done(void *arg, const char *summary);
+static void checks_done(void *arg, struct pstd_check_result *r);
 
 static void commit_done(void *arg, int rc)
 {
@@ -412,10 +414,11 @@ static void end_of_message(struct session *s)
         reset_transaction(s);
         return;
     }
-    if (s->conf->dkim_verify) {
+    if (s->conf->dkim_verify || s->conf->spf_verify || s->conf->dmarc_verify) {
         /* the checks read the spooled message on the check pool */
+        struct pstd_check_in in = {.ip = s->ip, .helo = s->helo, .sender = s->sender};
         s->busy = 1;
-        if (pstd_check_message(s->d, s->spool_fd, checks_done, s) == 0)
+        if (pstd_check_message(s->d, s->spool_fd, s->id, &in, checks_done, s) == 0)
             return;
         s->busy = 0;
         log_err("session %llu: cannot queue the message checks", (unsigned long long)s->serial);
@@ -423,8 +426,9 @@ static void end_of_message(struct session *s)
     commit_message(s);
 }
 
-/* The checks of a message are done: log them, then make it durable. */
-static void checks_done(void *arg, const char *summary)
+/* The checks of a message are done: log them, then refuse the message or
+ * make it durable. */
+static void checks_done(void *arg, struct pstd_check_result *r)
 {
     struct session *s = arg;
     ENTER(s);
@@ -438,7 +442,21 @@ static void checks_done(void *arg, const char *summary)
         return;
     }
     log_info("session %llu %s: %s checks: %s", (unsigned long long)s->serial, s->ip, s->id,
-             summary);
+             r->summary);
+    if (r->action == PSTD_CHECK_REJECT || r->action == PSTD_CHECK_TEMPFAIL) {
+        reply(s, r->code, r->enh, "%s", r->reason);
+        reset_transaction(s);
+        process(s);
+        LEAVE(s);
+        return;
+    }
+    if (r->newfd >= 0) {
+        /* the message with our Authentication-Results on top */
+        close(s->spool_fd);
+        s->spool_fd = r->newfd;
+        r->newfd = -1;
+    }
+    s->quarantine = r->quarantine;
     commit_message(s);
     if (!s->busy && !s->closing)
         process(s);
@@ -461,6 +479,7 @@ static void commit_message(struct session *s)
     env->smtputf8 = s->mp.smtputf8;
     env->body_8bit = s->mp.body_8bit;
     env->tls = s->tls;
+    env->quarantine = s->quarantine;
     env->rcpts = calloc(s->nrcpts, sizeof(*env->rcpts));
     if (!env->sender || !env->client_addr || !env->helo || !env->rcpts)
         goto nomem;

@@ -123,7 +123,10 @@ def test_reload_with_broken_key_keeps_the_old_keys(daemon, keys, tmp_path):
 def test_unsigned_message_is_dkim_none(daemon):
     d = daemon()
     qid = send(d, pstlib.message("unsigned").encode())
-    assert checks_line(d, qid).endswith("checks: dkim=none")
+    assert checks_line(d, qid).endswith("checks: dkim=none; action=deliver")
+    (raw,) = d.maildir("alice").wait(1, match="unsigned")
+    # our Authentication-Results field comes first, above our Received
+    assert raw.split(b"\n")[2].startswith(b"Authentication-Results: " + pstlib.HOSTNAME.encode()), raw
 
 
 def test_signed_message_passes_with_keys_from_the_rig(daemon, keys, published):
@@ -135,6 +138,8 @@ def test_signed_message_passes_with_keys_from_the_rig(daemon, keys, published):
     # the message is delivered as usual, its signatures intact
     (raw,) = d.maildir("alice").wait(1, match="pass1")
     assert b"DKIM-Signature:" in raw
+    assert re.search(rb"Authentication-Results: [^;]+;\n\tdkim=pass header\.d=example\.test "
+                     rb"header\.s=r1 header\.i=@example\.test header\.a=rsa-sha256", raw), raw
 
 
 def test_tampered_body_fails(daemon, keys, published):

@@ -64,7 +64,9 @@ def test_full_transaction_delivers_to_maildir(mta):
     head = header_block(raw)
     assert head[0] == "Return-Path: <sender@remote.test>"
     assert re.fullmatch(r"Delivered-To: <?alice@example\.test>?", head[1]), head[1]
-    assert head[2].startswith("Received: ")
+    # our Authentication-Results (RFC 8601 5: at the top), then our Received
+    assert head[2].startswith("Authentication-Results: "), head[2]
+    assert head[3].startswith("Received: "), head[3]
     assert f"Subject: {s}" in head
     assert body_of(raw) == b"Hello Alice.\nSecond line.\n"
 

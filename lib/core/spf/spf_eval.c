@@ -18,6 +18,7 @@
 #include "dns.h"
 #include "err.h"
 #include "spf.h"
+#include "cidr.h"
 
 #define STOP 1
 
@@ -112,22 +113,11 @@ static int count_term(struct ctx *x, const char *text)
     return 0;
 }
 
-static int cidr_match(const unsigned char *a, const unsigned char *b, unsigned bits)
-{
-    unsigned full = bits / 8, rest = bits % 8;
-    if (memcmp(a, b, full) != 0)
-        return 0;
-    if (rest == 0)
-        return 1;
-    unsigned char mask = (unsigned char)(0xff << (8 - rest));
-    return (a[full] & mask) == (b[full] & mask);
-}
-
 static int addr_in(struct ctx *x, const struct pst_dns_answer *a, unsigned bits)
 {
     for (size_t k = 0; a != NULL && k < a->nrrs; k++)
         if (a->rrs[k].type == (x->v6 ? PST_DNS_AAAA : PST_DNS_A) &&
-            cidr_match(a->rrs[k].addr, x->ip, bits))
+            pst_cidr_match_bytes(a->rrs[k].addr, x->ip, bits))
             return 1;
     return 0;
 }
@@ -352,10 +342,10 @@ static int mechanism(struct ctx *x, const struct pst_spf_term *t, const char *do
         *match = 1;
         return 0;
     case PST_SPF_M_IP4:
-        *match = !x->v6 && cidr_match(t->addr, x->ip, t->cidr4);
+        *match = !x->v6 && pst_cidr_match_bytes(t->addr, x->ip, t->cidr4);
         return 0;
     case PST_SPF_M_IP6:
-        *match = x->v6 && cidr_match(t->addr, x->ip, t->cidr6);
+        *match = x->v6 && pst_cidr_match_bytes(t->addr, x->ip, t->cidr6);
         return 0;
     default:
         break;
