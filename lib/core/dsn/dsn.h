@@ -46,11 +46,37 @@
  *      generator skips those pst_dsn_wanted() refuses anyway), the time,
  *      16 random bytes, and the queued message text, and call
  *      pst_dsn_generate(&m, buf, &info). buf is a pst_buf whose maximum
- *      bounds the report (max_return + 256 KiB is ample);
+ *      bounds the report (max_return + 256 KiB is ample for a few dozen
+ *      recipients; allow about 8 KiB more per recipient beyond that, and
+ *      on PST_ERR_TOOBIG retry with a smaller max_return);
  *   4. queue the result as a new message: MAIL FROM:<> (RFC 3461 6.1),
  *      RCPT TO:<the original sender> with NOTIFY=NEVER if the next hop
  *      offers DSN and no RET; BODY=8BITMIME when info.needs_8bitmime,
  *      SMTPUTF8 when info.needs_smtputf8.
+ *
+ * In code (queue manager, one message, after its delivery attempts):
+ *
+ *   struct pst_dsn_rcpt r[n]; size_t k = 0;
+ *   if (!pst_dsn_sender_ok(env->sender)) { log to the postmaster; done; }
+ *   for each recipient e with a final or delayed outcome:
+ *       r[k++] = (struct pst_dsn_rcpt){ .rcpt = e->addr, .orcpt = e->orcpt,
+ *           .notify = e->notify, .action = PST_DSN_FAILED, .status = "5.1.1",
+ *           .remote_mta = "mx.example.net", .diag = e->last_reply,
+ *           .last_attempt = e->last_try, .retry_until = env->arrival + max_age };
+ *   unsigned char seed[16]; RAND_bytes(seed, sizeof(seed));  (in the daemon)
+ *   struct pst_dsn_msg m = { .reporting_mta = conf->hostname,
+ *       .sender = env->sender, .envid = env->envid, .ret = env->ret,
+ *       .arrival = env->arrival, .now = time(NULL), .seed = seed,
+ *       .seed_len = sizeof(seed), .original = text, .original_len = len,
+ *       .max_return = 0, .delay_policy = conf->delay_warnings,
+ *       .rcpts = r, .nrcpts = k };
+ *   struct pst_buf *b = pst_buf_new(PST_DSN_DEFAULT_MAX_RETURN + (256u << 10));
+ *   struct pst_dsn_info info;
+ *   rc = pst_dsn_generate(&m, b, &info);
+ *   rc == PST_ERR_NOTFOUND: nobody asked for this notice, nothing to send;
+ *   rc == 0: queue pst_buf_data(b) from "<>" to env->sender; mark the
+ *   reported recipients so the same notice is not sent twice (a delay
+ *   notice once per recipient, a failure once).
  *
  * Deliberate choices:
  *  - xtext hexchars must use upper-case hex digits (RFC 3461 4); "+2b" is
@@ -67,7 +93,8 @@
  *  - The returned message is message/rfc822, or message/global when its
  *    header section holds non-ASCII octets (RFC 6532 3.7); headers only
  *    are text/rfc822-headers (message/global-headers, RFC 6533 6.3).
- *    Bare CR or LF in it are written as CRLF and NUL as "?".
+ *    Bare CR or LF in it are written as CRLF and NUL as "?"; lines over
+ *    998 octets are passed through (the message was accepted with them).
  */
 #ifndef PST_DSN_H
 #define PST_DSN_H
