@@ -638,6 +638,7 @@ static void on_dot(struct pst_smtpc *e, const struct pst_smtpc_reply *r)
 static void on_reply(struct pst_smtpc *e, const struct pst_smtpc_reply *r)
 {
     e->due--;
+    e->info.replies++;
     int c = r->code;
     switch (e->st) {
     case S_GREETING:

@@ -331,13 +331,15 @@ void pst_smtpc_rcpt_outcome(const struct pst_smtpc *e, size_t i, struct pst_smtp
 /* The server's extensions after the last EHLO (zero after HELO). */
 const struct pst_smtpc_ext *pst_smtpc_extensions(const struct pst_smtpc *e);
 /* Counters: TLS was started (and tls_done(ok=1)), AUTH succeeded, octets
- * of plaintext discarded after STARTTLS, HELO fallback used. */
+ * of plaintext discarded after STARTTLS, HELO fallback used, replies. */
 struct pst_smtpc_info {
     int tls;
     int auth;
     int helo;
     size_t discarded;
     int tls_not_offered; /* STARTTLS was wanted but not offered / refused */
+    size_t replies;      /* complete replies read (a driver restarts its
+                            reply timeout when this moves) */
 };
 void pst_smtpc_info(const struct pst_smtpc *e, struct pst_smtpc_info *out);
 
