@@ -319,7 +319,7 @@ static void test_wanted(void **state)
         {N, PST_DSN_DELAYED, 1, 0},   {N, PST_DSN_DELIVERED, 1, 0}, {S, PST_DSN_FAILED, 1, 0},
         {S, PST_DSN_DELIVERED, 0, 1}, {S, PST_DSN_RELAYED, 0, 1},   {S, PST_DSN_EXPANDED, 0, 1},
         {F, PST_DSN_FAILED, 0, 1},    {F, PST_DSN_DELAYED, 1, 0},   {F, PST_DSN_DELIVERED, 1, 0},
-        {D, PST_DSN_DELAYED, 1, 1},   {D, PST_DSN_DELAYED, 0, 0},   {D, PST_DSN_FAILED, 1, 0},
+        {D, PST_DSN_DELAYED, 1, 1},   {D, PST_DSN_DELAYED, 0, 1},   {D, PST_DSN_FAILED, 1, 0},
     };
 #undef S
 #undef F
@@ -792,6 +792,9 @@ static void test_generate_refusals(void **state)
     r.action = (enum pst_dsn_action)9;
     assert_int_equal(pst_dsn_generate(&m, out, NULL), PST_ERR_INVAL);
     r.action = PST_DSN_FAILED;
+    m.now = (time_t)1 << 60; /* no date for it */
+    assert_int_equal(pst_dsn_generate(&m, out, NULL), PST_ERR_INVAL);
+    m.now = NOW;
     m.nrcpts = PST_DSN_MAX_RCPTS + 1;
     assert_int_equal(pst_dsn_generate(&m, out, NULL), PST_ERR_TOOBIG);
     assert_int_equal(pst_buf_len(out), 0);
@@ -928,6 +931,7 @@ static void test_generate_fields(void **state)
     r[0].action = PST_DSN_FAILED;
     r[0].status = "4.4.7"; /* gave up after retrying: kept */
     r[0].orcpt = "rfc822;A+20+20B@Example.NET";
+    r[0].last_attempt = (time_t)1 << 60; /* no date for it: left out */
     r[1].rcpt = "b@example.net";
     r[1].action = PST_DSN_DELIVERED;
     r[1].notify = PST_DSN_NOTIFY_SUCCESS;
@@ -953,6 +957,7 @@ static void test_generate_fields(void **state)
     assert_string_equal(v, "rfc822; A  B@Example.NET");
     field(g1, dn - (size_t)(g1 - ds), "Status", v, sizeof(v));
     assert_string_equal(v, "4.4.7");
+    assert_null(strstr(ds, "Last-Attempt-Date"));
     const char *g2 = strstr(ds, "Final-Recipient: rfc822; b@example.net");
     assert_non_null(g2);
     field(g2, dn - (size_t)(g2 - ds), "Status", v, sizeof(v));
@@ -964,6 +969,107 @@ static void test_generate_fields(void **state)
     field(g3, dn - (size_t)(g3 - ds), "Action", v, sizeof(v));
     assert_string_equal(v, "relayed");
     free(p.text);
+    pst_buf_free(out);
+}
+
+/* The whole report for a fixed input, octet for octet (a golden text). */
+static const char golden[] =
+    "From: \"Mail Delivery System\" <MAILER-DAEMON@mx.example.org>\r\n"
+    "To: <alice@example.org>\r\n"
+    "Subject: Undelivered Mail Returned to Sender\r\n"
+    "Date: Sat, 28 Nov 2026 22:58:33 +0000\r\n"
+    "Message-ID: <dsn.20261128225833.deadbeef0102030405060708090a0b0c@mx.example.org>\r\n"
+    "Auto-Submitted: auto-replied\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+    " boundary=\"=_pst_dsn_deadbeef0102030405060708090a0b0c\"\r\n"
+    "\r\n"
+    "This is a MIME-encapsulated delivery status notification.\r\n"
+    "\r\n"
+    "--=_pst_dsn_deadbeef0102030405060708090a0b0c\r\n"
+    "Content-Type: text/plain; charset=us-ascii\r\n"
+    "Content-Transfer-Encoding: 7bit\r\n"
+    "Content-Description: Notification\r\n"
+    "\r\n"
+    "This is the mail system at mx.example.org.\r\n"
+    "\r\n"
+    "Your message could not be delivered to one or more recipients.\r\n"
+    "\r\n"
+    "Your message has not been delivered yet to one or more recipients. The mail\r\n"
+    "system will keep trying; you do not need to send it again.\r\n"
+    "\r\n"
+    "<bob@example.net>: delivery failed permanently (status 5.1.1).\r\n"
+    "    mx.example.net said: 550-5.1.1 The email account that you tried to reach\r\n"
+    "    does not exist. 550 5.1.1 Please check the address and try again.\r\n"
+    "\r\n"
+    "<carol@example.net>: not delivered yet; still trying (status 4.4.1).\r\n"
+    "    Next attempts until Wed, 02 Dec 2026 22:58:33 +0000.\r\n"
+    "    mx2.example.net said: 421 4.4.1 Connection timed out\r\n"
+    "\r\n"
+    "The header section of your message is attached below.\r\n"
+    "\r\n"
+    "--=_pst_dsn_deadbeef0102030405060708090a0b0c\r\n"
+    "Content-Type: message/delivery-status\r\n"
+    "Content-Description: Delivery report\r\n"
+    "\r\n"
+    "Original-Envelope-Id: QQ+314\r\n"
+    "Reporting-MTA: dns; mx.example.org\r\n"
+    "Arrival-Date: Sat, 28 Nov 2026 21:06:40 +0000\r\n"
+    "\r\n"
+    "Original-Recipient: rfc822; bob@example.net\r\n"
+    "Final-Recipient: rfc822; bob@example.net\r\n"
+    "Action: failed\r\n"
+    "Status: 5.1.1\r\n"
+    "Remote-MTA: dns; mx.example.net\r\n"
+    "Diagnostic-Code: smtp; 550-5.1.1 The email account that you tried to reach\r\n"
+    " does not exist. 550 5.1.1 Please check the address and try again.\r\n"
+    "Last-Attempt-Date: Sat, 28 Nov 2026 22:58:28 +0000\r\n"
+    "\r\n"
+    "Final-Recipient: rfc822; carol@example.net\r\n"
+    "Action: delayed\r\n"
+    "Status: 4.4.1\r\n"
+    "Remote-MTA: dns; mx2.example.net\r\n"
+    "Diagnostic-Code: smtp; 421 4.4.1 Connection timed out\r\n"
+    "Last-Attempt-Date: Sat, 28 Nov 2026 22:57:33 +0000\r\n"
+    "Will-Retry-Until: Wed, 02 Dec 2026 22:58:33 +0000\r\n"
+    "\r\n"
+    "--=_pst_dsn_deadbeef0102030405060708090a0b0c\r\n"
+    "Content-Type: text/rfc822-headers\r\n"
+    "Content-Description: Message headers\r\n"
+    "\r\n"
+    "From: Alice <alice@example.org>\r\n"
+    "To: bob@example.net\r\n"
+    "Subject: lunch\r\n"
+    "Message-ID: <m1@example.org>\r\n"
+    "\r\n"
+    "--=_pst_dsn_deadbeef0102030405060708090a0b0c--\r\n";
+
+static void test_generate_golden(void **state)
+{
+    struct pst_dsn_rcpt r[2] = {{0}};
+    r[0].rcpt = "bob@example.net";
+    r[0].orcpt = "rfc822;bob@example.net";
+    r[0].action = PST_DSN_FAILED;
+    r[0].status = "5.1.1";
+    r[0].remote_mta = "mx.example.net";
+    r[0].diag = "550-5.1.1 The email account that you tried to reach does not exist.\r\n"
+                "550 5.1.1 Please check the address and try again.";
+    r[0].last_attempt = NOW - 5;
+    r[1].rcpt = "carol@example.net";
+    r[1].action = PST_DSN_DELAYED;
+    r[1].notify = PST_DSN_NOTIFY_DELAY | PST_DSN_NOTIFY_FAILURE;
+    r[1].status = "4.4.1";
+    r[1].remote_mta = "mx2.example.net";
+    r[1].diag = "421 4.4.1 Connection timed out";
+    r[1].last_attempt = NOW - 60;
+    r[1].retry_until = NOW + 4 * 86400;
+    struct pst_dsn_msg m = base_msg(r, 2);
+    m.ret = PST_DSN_RET_HDRS;
+    struct pst_buf *out = pst_buf_new(1 << 20);
+    assert_int_equal(pst_dsn_generate(&m, out, NULL), 0);
+    if (strcmp(pst_buf_data(out), golden) != 0)
+        print_error("report differs from the golden text\n");
+    assert_string_equal(pst_buf_data(out), golden);
     pst_buf_free(out);
 }
 
@@ -987,6 +1093,7 @@ int main(void)
         cmocka_unit_test(test_generate_injection),
         cmocka_unit_test(test_generate_utf8),
         cmocka_unit_test(test_generate_fields),
+        cmocka_unit_test(test_generate_golden),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

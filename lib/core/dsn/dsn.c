@@ -169,16 +169,27 @@ static int add_field(struct pst_buf *b, const char *name, const char *v)
     return add_wrapped(b, first, v, "", 1);
 }
 
-static int add_date_field(struct pst_buf *b, const char *name, time_t t)
+/* Appends prefix, the date of t and suffix; a t that has no date (years
+ * past 9999) leaves the line out: it is optional wherever it is used. */
+static int add_date_line(struct pst_buf *b, const char *prefix, time_t t, const char *suffix)
 {
     struct pst_buf *d = pst_buf_new(64);
     if (d == NULL)
         return PST_ERR_NOMEM;
     int rc = pst_dsn_date(d, t);
     if (rc == 0)
-        rc = pst_buf_addf(b, "%s: %s\r\n", name, pst_buf_data(d));
+        rc = pst_buf_addf(b, "%s%s%s", prefix, pst_buf_data(d), suffix);
+    else if (rc == PST_ERR_INVAL)
+        rc = 0;
     pst_buf_free(d);
     return rc;
+}
+
+static int add_date_field(struct pst_buf *b, const char *name, time_t t)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "%s: ", name);
+    return add_date_line(b, prefix, t, "\r\n");
 }
 
 /* RFC 1035 2.3.1 host name: letters, digits, hyphens, dots. */
@@ -357,11 +368,7 @@ static int add_text_rcpt(struct pst_buf *t, const struct rview *v)
         return PST_ERR_TOOBIG;
     rc = add_wrapped(t, "", line, "    ", 0);
     if (rc == 0 && v->r->action == PST_DSN_DELAYED && v->r->retry_until != 0) {
-        rc = pst_buf_addstr(t, "    Next attempts until ");
-        if (rc == 0)
-            rc = pst_dsn_date(t, v->r->retry_until);
-        if (rc == 0)
-            rc = pst_buf_addstr(t, ".\r\n");
+        rc = add_date_line(t, "    Next attempts until ", v->r->retry_until, ".\r\n");
     }
     if (rc == 0 && v->diag[0] != '\0') {
         char first[HOST_MAX + 64];
@@ -398,8 +405,10 @@ static int write_text(struct pst_buf *t, const struct pst_dsn_msg *m, const stru
     for (size_t i = 0; rc == 0 && i < nv; i++)
         rc = add_text_rcpt(t, &vs[i]);
     if (rc == 0 && returned)
-        rc = add_para(t, full ? "Your message is attached below."
-                              : "The header section of your message is attached below.");
+        rc = add_wrapped(t, "",
+                         full ? "Your message is attached below."
+                              : "The header section of your message is attached below.",
+                         "", 0);
     return rc;
 }
 

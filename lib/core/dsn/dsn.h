@@ -192,8 +192,9 @@ const char *pst_dsn_action_name(enum pst_dsn_action a);
  * Whether a recipient gets a notice (RFC 3461 5.2.2-5.2.6): with no NOTIFY
  * (notify == 0) failures are reported, delays when delay_policy is
  * non-zero, successes never; NEVER reports nothing; otherwise FAILURE,
- * DELAY (and delay_policy: delay notices are never required) and SUCCESS
- * select failed, delayed and delivered / relayed / expanded. 1 or 0.
+ * DELAY and SUCCESS select failed, delayed and delivered / relayed /
+ * expanded. Whether a delay is long enough for a notice at all is the
+ * queue manager's choice (delay notices are never required, 5.2.5). 1 or 0.
  */
 int pst_dsn_wanted(unsigned notify, enum pst_dsn_action action, int delay_policy);
 /* 0 for the null reverse-path ("" or NULL): never a DSN about a DSN or to

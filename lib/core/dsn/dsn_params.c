@@ -418,10 +418,11 @@ int pst_dsn_wanted(unsigned notify, enum pst_dsn_action action, int delay_policy
         /* 5.2.6 a-c */
         return notify == 0 || (notify & PST_DSN_NOTIFY_FAILURE) != 0;
     case PST_DSN_DELAYED:
-        /* 5.2.5: MAY with DELAY or without NOTIFY, MUST NOT otherwise */
-        if (!delay_policy)
-            return 0;
-        return notify == 0 || (notify & PST_DSN_NOTIFY_DELAY) != 0;
+        /* 5.2.5: MAY with DELAY (asked for: sent) or without NOTIFY (the
+         * policy decides), MUST NOT otherwise */
+        if (notify == 0)
+            return delay_policy != 0;
+        return (notify & PST_DSN_NOTIFY_DELAY) != 0;
     case PST_DSN_DELIVERED:
     case PST_DSN_RELAYED:
     case PST_DSN_EXPANDED:
