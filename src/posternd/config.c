@@ -1178,7 +1178,7 @@ static int parse_dmarc(struct ctx *c, const config_setting_t *root, struct pst_c
 }
 
 /* auth = { authserv_id = "mx.example.org"; allow = [ "192.0.2.0/24" ];
- *          store = "/var/lib/postern/auth.sqlite"; }; */
+ *          store = "/var/lib/postern/auth.sqlite" | false; }; */
 static int parse_auth(struct ctx *c, const config_setting_t *root, struct pst_conf *conf)
 {
     static const char *const keys[] = {"authserv_id", "allow", "store", NULL};
@@ -1205,12 +1205,19 @@ static int parse_auth(struct ctx *c, const config_setting_t *root, struct pst_co
     if (g == NULL) {
         return join_path(c, conf->spool, "auth.sqlite", &conf->auth_store);
     }
-    if ((rc = get_str(c, g, "store", &v)) < 0)
+    /* store = "FILE", or false: results are not kept */
+    const config_setting_t *st = config_setting_get_member(g, "store");
+    if (st != NULL && config_setting_type(st) == CONFIG_TYPE_BOOL) {
+        if (config_setting_get_bool(st))
+            return fail(c, st, "must be a file name, or false (results are not kept)");
+        rc = 0;
+    } else if ((rc = get_str(c, g, "store", &v)) < 0) {
         return rc;
-    if (rc == 0)
+    } else if (rc == 0) {
         rc = join_path(c, conf->spool, "auth.sqlite", &conf->auth_store);
-    else if (*v != '\0')
+    } else {
         rc = dup_str(c, v, &conf->auth_store);
+    }
     if (rc < 0)
         return rc;
     const config_setting_t *a = config_setting_get_member(g, "allow");

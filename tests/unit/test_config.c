@@ -270,6 +270,34 @@ static void test_variants(void **state)
     assert_string_equal(c->dkim_keys[0].selector, "s1.x");
     assert_string_equal(c->dkim_keys[1].key_file, "/k2");
     pst_conf_free(c);
+    c = load_text(
+        MIN "spf = { verify = false; };\n"
+            "dmarc = { reject = \"quarantine\"; temperror = \"accept\";\n"
+            "  org_domain = \"psl\"; };\n"
+            "auth = { authserv_id = \"mx.example.org\"; allow = [ \"192.0.2.0/24\", \"::1\" ];\n"
+            "  store = false; };\n",
+        err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(c->spf_verify, 0);
+    assert_int_equal(c->dmarc_verify, 1);
+    assert_int_equal(c->dmarc_reject_quarantine, 1);
+    assert_int_equal(c->dmarc_temperror_accept, 1);
+    assert_int_equal(c->dmarc_psl, 1);
+    assert_string_equal(c->authserv_id, "mx.example.org");
+    assert_int_equal(c->nauth_allow, 2);
+    assert_true(pst_cidr_match_any(c->auth_allow, c->nauth_allow, "192.0.2.9"));
+    assert_null(c->auth_store);
+    pst_conf_free(c);
+    c = load_text(MIN, err, sizeof err);
+    assert_non_null(c);
+    /* defaults: every check on, policy as published, results kept */
+    assert_int_equal(c->spf_verify, 1);
+    assert_int_equal(c->dmarc_verify, 1);
+    assert_int_equal(c->dmarc_reject_quarantine, 0);
+    assert_int_equal(c->dmarc_temperror_accept, 0);
+    assert_string_equal(c->authserv_id, c->hostname);
+    assert_non_null(c->auth_store);
+    pst_conf_free(c);
     c = load_text(MIN "dns = { };\n", err, sizeof err);
     assert_non_null(c);
     assert_null(c->dns_server);
@@ -573,6 +601,12 @@ static const struct bad_case bad_cases[] = {
      "selector \"s s\""},
     {"dkim sign no key", MIN "dkim = { sign = ( { domain = \"a.b\"; selector = \"s\"; } ); };\n", 5,
      "key: required (the private key file)"},
+    {"dmarc reject choice", MIN "dmarc = { reject = \"drop\"; };\n", 5,
+     "must be \"reject\" or \"quarantine\", not \"drop\""},
+    {"dmarc unknown", MIN "dmarc = { policy = \"x\"; };\n", 5, "policy"},
+    {"auth bad allow", MIN "auth = { allow = [ \"192.0.2.0/33\" ]; };\n", 5,
+     "is not an address or prefix"},
+    {"auth bad id", MIN "auth = { authserv_id = \"a b\"; };\n", 5, "\"a b\""},
     {"dkim sign duplicate",
      MIN "dkim = { sign = ( { domain = \"a.b\"; selector = \"s\"; key = \"k\"; },\n"
          " { domain = \"A.b\"; selector = \"s\"; key = \"k2\"; } ); };\n",
