@@ -126,6 +126,48 @@ def test_connection_refused(tmp_path):
     assert r["rcpts"][0]["status"] == "temp"
 
 
+def test_connect_timeout(tmp_path):
+    # a listener whose accept queue is full: the kernel drops our SYN
+    lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(0)
+    port = lst.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(3):
+            f = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            f.setblocking(False)
+            try:
+                f.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            fillers.append(f)
+        time.sleep(0.2)
+        r = deliver(message(tmp_path, "x"), host="127.0.0.1", port=port, timeout_ms=1000)
+    finally:
+        for f in fillers:
+            f.close()
+        lst.close()
+    assert (r["status"], r["stage"], r["enh"]) == ("temp", "connection", "4.4.1"), r
+    assert r["text"] == f"connect to 127.0.0.1:{port}: timed out"
+    assert r["wall"] < 3
+
+
+def test_large_message_streams_unchanged(rig, tmp_path):
+    # 3 MB of lines, every 7th starting with dots, sent in 64 KiB pieces
+    lines = []
+    for i in range(60000):
+        lead = b"." * (i % 3 + 1) if i % 7 == 0 else b""
+        lines.append(lead + b"line %06d " % i + b"x" * (i % 50))
+    body = b"\r\n".join(lines) + b"\r\n"
+    s = rig.sink("sink-big.smtpc.test")
+    r = to_peer(s, message(tmp_path, "smtpc-big-stream", body=body))
+    assert r["status"] == "ok", r
+    (raw,) = s.wait(1, match="smtpc-big-stream", timeout=20)
+    got = raw.split(b"\n\n", 1)[1].replace(b"\r\n", b"\n")
+    assert got.startswith(body.replace(b"\r\n", b"\n"))
+
+
 # ------------------------------------------------------------ Postfix peers
 
 @pytest.fixture(scope="module")
@@ -207,14 +249,14 @@ class Server:
     """One-connection-at-a-time TCP (or unix) server running handler(conn)
     on a thread; every socket is closed at stop()."""
 
-    def __init__(self, handler, unix=None):
+    def __init__(self, handler, unix=None, family=socket.AF_INET):
         self.handler = handler
         if unix:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.bind(unix)
         else:
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self.sock.bind(("127.0.0.1", 0))
+            self.sock = socket.socket(family, socket.SOCK_STREAM)
+            self.sock.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
             self.port = self.sock.getsockname()[1]
         self.sock.listen(4)
         self.sock.settimeout(0.2)
@@ -314,6 +356,13 @@ def test_unix_socket_delivery(server, tmp_path):
     r = deliver(message(tmp_path, "smtpc-unix", body=b"a\r\n.\r\n"), unix=path)
     assert r["status"] == "ok" and r["peer"] == path, r
     assert s.log[-2].endswith(b"a\r\n..\r\n.\r\n")
+
+
+def test_ipv6_delivery(server, tmp_path):
+    s = server(serve_session, family=socket.AF_INET6)
+    r = deliver(message(tmp_path, "smtpc-v6"), host="::1", port=s.port)
+    assert r["status"] == "ok" and r["peer"] == f"[::1]:{s.port}", r
+    assert s.log[0] == b"EHLO client.test\r\n"
 
 
 def test_talks_before_we_send(server, tmp_path):

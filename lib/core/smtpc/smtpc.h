@@ -292,9 +292,11 @@ int pst_smtpc_output(struct pst_smtpc *e, struct pst_buf *out);
 size_t pst_smtpc_output_len(const struct pst_smtpc *e);
 
 /* Feeds bytes received from the server. Returns 0 (protocol errors end
- * the session and are reported in the result, see pst_smtpc_event), or
- * PST_ERR_NOMEM, or PST_ERR_STATE when the engine is not reading (after
- * DONE, bytes are ignored and 0 is returned). */
+ * the session and are reported in the result, see pst_smtpc_event) or
+ * PST_ERR_NOMEM (the session ends too). Bytes fed while the engine waits
+ * for the TLS handshake are discarded (counted in info.discarded); while
+ * the message is being sent they are a protocol error; after DONE they
+ * are ignored. */
 int pst_smtpc_input(struct pst_smtpc *e, const char *in, size_t len);
 /* The server closed the connection. Ends the session: quietly after QUIT,
  * else as a temporary failure ("connection closed", 4.4.2). */
