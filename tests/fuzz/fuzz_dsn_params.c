@@ -15,6 +15,7 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "buf.h"
@@ -231,8 +232,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r[0].remote_mta = diag;
     r[0].diag = diag;
     r[0].diag_type = first;
-    r[0].last_attempt = 1795906713;
-    r[0].retry_until = 1796000000;
+    /* times: ordinary, none, before 1970, and past what a date can hold */
+    static const time_t times[4] = {1795906713, 0, -86400, (time_t)1 << 60};
+    r[0].last_attempt = times[size % 4];
+    r[0].retry_until = times[(size / 4) % 4];
     r[1].rcpt = diag[0] != '\0' ? diag : "y@example.net";
     r[1].action = PST_DSN_FAILED;
     r[1].diag = first;
@@ -241,7 +244,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     m.sender = "s@example.org";
     m.envid = first;
     m.ret = (enum pst_dsn_ret)(size % 3);
-    m.arrival = 1795900000;
+    m.arrival = times[(size / 16) % 4];
     m.now = 1795906713;
     m.seed = seed;
     m.seed_len = sizeof(seed);

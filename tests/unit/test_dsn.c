@@ -867,6 +867,25 @@ static void test_generate_injection(void **state)
     assert_memory_equal(p.parts[2].body, "Subject: x\r\n\r\nline1\r\nline2?end\r\n",
                         p.parts[2].blen);
     free(p.text);
+
+    /* a 2500-octet line is broken with CRLF SP into lines of 998 at most
+     * (parse() checks every line) and nothing is lost */
+    size_t ll = 2500;
+    char *lng = malloc(ll + 32);
+    assert_non_null(lng);
+    memcpy(lng, "X-Long: ", 8);
+    memset(lng + 8, 'y', ll - 8);
+    memcpy(lng + ll, "\r\n\r\nbody\r\n", 11);
+    pst_buf_reset(out);
+    m.original = lng;
+    m.original_len = ll + 10;
+    assert_int_equal(pst_dsn_generate(&m, out, NULL), 0);
+    parse(pst_buf_data(out), pst_buf_len(out), &p);
+    assert_int_equal(p.parts[2].blen, ll + 10 + 2 * 3);
+    assert_memory_equal(p.parts[2].body, lng, 998);
+    assert_memory_equal(p.parts[2].body + 998, "\r\n y", 4);
+    free(p.text);
+    free(lng);
     pst_buf_free(out);
 }
 

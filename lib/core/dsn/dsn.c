@@ -283,35 +283,38 @@ static int any_8bit(const char *s, size_t n)
 }
 
 /* Appends s[0..n) with every line ending CRLF (a bare CR or LF becomes
- * CRLF, RFC 5322 2.3), NUL as "?", and a final CRLF when missing. */
+ * CRLF, RFC 5322 2.3), NUL as "?", lines over LINE_HARD octets broken
+ * with CRLF SP (RFC 5322 2.1.1; a header field stays one field), and a
+ * final CRLF when missing. */
 static int add_lines(struct pst_buf *b, const char *s, size_t n)
 {
-    size_t i = 0, run = 0;
+    size_t i = 0, col = 0;
     int rc = 0;
     while (rc == 0 && i < n) {
+        size_t k = 0;
+        while (i + k < n && s[i + k] != '\r' && s[i + k] != '\n' && s[i + k] != '\0' &&
+               col + k < LINE_HARD)
+            k++;
+        if (k > 0) {
+            rc = pst_buf_add(b, s + i, k);
+            i += k;
+            col += k;
+            continue;
+        }
         char c = s[i];
-        if (c != '\r' && c != '\n' && c != '\0') {
-            run++;
+        if (c == '\r' || c == '\n') {
+            rc = pst_buf_add(b, "\r\n", 2);
+            col = 0;
+            i += (c == '\r' && i + 1 < n && s[i + 1] == '\n') ? 2 : 1;
+        } else if (col >= LINE_HARD) {
+            rc = pst_buf_add(b, "\r\n ", 3);
+            col = 1;
+        } else {
+            rc = pst_buf_addc(b, '?'); /* NUL */
+            col++;
             i++;
-            continue;
         }
-        rc = pst_buf_add(b, s + i - run, run);
-        run = 0;
-        if (rc < 0)
-            break;
-        if (c == '\0') {
-            rc = pst_buf_addc(b, '?');
-            i++;
-            continue;
-        }
-        rc = pst_buf_add(b, "\r\n", 2);
-        if (c == '\r' && i + 1 < n && s[i + 1] == '\n')
-            i += 2;
-        else
-            i++;
     }
-    if (rc == 0 && run > 0)
-        rc = pst_buf_add(b, s + i - run, run);
     if (rc == 0 && n > 0 && s[n - 1] != '\n' && s[n - 1] != '\r')
         rc = pst_buf_add(b, "\r\n", 2);
     return rc;

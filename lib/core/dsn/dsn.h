@@ -93,8 +93,8 @@
  *  - The returned message is message/rfc822, or message/global when its
  *    header section holds non-ASCII octets (RFC 6532 3.7); headers only
  *    are text/rfc822-headers (message/global-headers, RFC 6533 6.3).
- *    Bare CR or LF in it are written as CRLF and NUL as "?"; lines over
- *    998 octets are passed through (the message was accepted with them).
+ *    Bare CR or LF in it are written as CRLF, NUL as "?", and lines over
+ *    998 octets (RFC 5322 2.1.1) are broken with CRLF SP.
  */
 #ifndef PST_DSN_H
 #define PST_DSN_H
@@ -126,7 +126,8 @@ enum pst_dsn_ret {
  * Decodes xtext (RFC 3461 4) in[0..len) into out (room for outcap octets,
  * a NUL is added, so outcap must exceed the decoded length). Returns 0
  * and sets *outlen, PST_ERR_SYNTAX (an octet outside "!".."~", a bare "=",
- * "+" not followed by two upper-case hex digits) or PST_ERR_TOOBIG. The
+ * "+" not followed by two upper-case hex digits) or PST_ERR_TOOBIG; out
+ * and *outlen (outlen may be NULL) are written only on success. The
  * decoded text may hold any octet, NUL included: callers check it.
  */
 int pst_xtext_decode(const char *in, size_t len, char *out, size_t outcap, size_t *outlen);

@@ -32,29 +32,39 @@ static int hexval(char c)
     return -1;
 }
 
-int pst_xtext_decode(const char *in, size_t len, char *out, size_t outcap, size_t *outlen)
+/* Length of the xtext in[0..len) once decoded, or -1 when malformed. */
+static long xtext_len(const char *in, size_t len)
 {
     size_t o = 0;
+    for (size_t i = 0; i < len; i++, o++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c == '+') {
+            if (len - i < 3 || hexval(in[i + 1]) < 0 || hexval(in[i + 2]) < 0)
+                return -1;
+            i += 2;
+        } else if (c < '!' || c > '~' || c == '=')
+            return -1; /* not an xchar */
+    }
+    return (long)o;
+}
+
+int pst_xtext_decode(const char *in, size_t len, char *out, size_t outcap, size_t *outlen)
+{
     if (in == NULL || out == NULL || outcap == 0)
         return PST_ERR_INVAL;
+    long n = xtext_len(in, len);
+    if (n < 0)
+        return PST_ERR_SYNTAX;
+    if ((size_t)n >= outcap)
+        return PST_ERR_TOOBIG;
+    /* checked: every "+" has two hex digits; out is written on success only */
+    size_t o = 0;
     for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)in[i];
-        char v;
-        if (c == '+') {
-            if (len - i < 3)
-                return PST_ERR_SYNTAX;
-            int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
-            if (hi < 0 || lo < 0)
-                return PST_ERR_SYNTAX;
-            v = (char)(hi * 16 + lo);
+        if (in[i] == '+') {
+            out[o++] = (char)(hexval(in[i + 1]) * 16 + hexval(in[i + 2]));
             i += 2;
-        } else if (c >= '!' && c <= '~' && c != '=') {
-            v = (char)c; /* xchar */
         } else
-            return PST_ERR_SYNTAX;
-        if (o + 1 >= outcap)
-            return PST_ERR_TOOBIG;
-        out[o++] = v;
+            out[o++] = in[i];
     }
     out[o] = '\0';
     if (outlen != NULL)
