@@ -789,6 +789,9 @@ static void test_generate_refusals(void **state)
     m.seed_len = 4;
     assert_int_equal(pst_dsn_generate(&m, out, NULL), PST_ERR_INVAL);
     m.seed_len = sizeof(seed);
+    m.ret = (enum pst_dsn_ret)3;
+    assert_int_equal(pst_dsn_generate(&m, out, NULL), PST_ERR_INVAL);
+    m.ret = PST_DSN_RET_NONE;
     r.action = (enum pst_dsn_action)9;
     assert_int_equal(pst_dsn_generate(&m, out, NULL), PST_ERR_INVAL);
     r.action = PST_DSN_FAILED;

@@ -653,6 +653,8 @@ int pst_dsn_generate(const struct pst_dsn_msg *m, struct pst_buf *out, struct ps
         return PST_ERR_INVAL;
     if (m->seed == NULL || m->seed_len < PST_DSN_SEED_MIN || m->seed_len > 64)
         return PST_ERR_INVAL;
+    if (m->ret != PST_DSN_RET_NONE && m->ret != PST_DSN_RET_FULL && m->ret != PST_DSN_RET_HDRS)
+        return PST_ERR_INVAL;
     if (m->nrcpts > PST_DSN_MAX_RCPTS)
         return PST_ERR_TOOBIG;
     if (m->nrcpts > 0 && m->rcpts == NULL)

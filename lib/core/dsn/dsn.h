@@ -280,7 +280,7 @@ struct pst_dsn_info {
  *
  * Returns 0 and fills *info (may be NULL); PST_ERR_NOTFOUND when no
  * recipient is to be reported; PST_ERR_INVAL for a null or malformed
- * sender, a bad reporting_mta, a short seed, a bad action, a now that
+ * sender, a bad reporting_mta, a short seed, a bad ret or action, a now that
  * gmtime_r cannot convert; PST_ERR_TOOBIG for too many recipients or when
  * out's maximum is reached; PST_ERR_NOMEM. Appends all or nothing.
  */
