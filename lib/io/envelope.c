@@ -25,10 +25,13 @@ static const char *const state_names[] = {
 #define NSTATES (sizeof(state_names) / sizeof(state_names[0]))
 
 static const char *const env_keys[] = {
-    "v",         "id",  "sender",   "arrival",      "client_addr", "helo",       "smtputf8",
-    "body_8bit", "tls", "attempts", "next_attempt", "rcpts",       "quarantine", NULL,
+    "v",         "id",     "sender",   "arrival",      "client_addr", "helo",       "smtputf8",
+    "body_8bit", "tls",    "attempts", "next_attempt", "rcpts",       "quarantine", "ret",
+    "envid",     "warned", "hold",     "auth_user",    NULL,
 };
-static const char *const rcpt_keys[] = {"addr", "user", "state", "last_reply", NULL};
+static const char *const rcpt_keys[] = {"addr",   "user",  "state", "last_reply",
+                                        "notify", "orcpt", NULL};
+static const char *const ret_names[] = {"", "full", "hdrs"};
 
 enum text_kind {
     TEXT_PLAIN, /* no control characters at all */
@@ -107,10 +110,13 @@ void pst_envelope_free(struct pst_envelope *env)
     free(env->sender);
     free(env->client_addr);
     free(env->helo);
+    free(env->envid);
+    free(env->auth_user);
     for (size_t i = 0; i < env->nrcpts; i++) {
         free(env->rcpts[i].addr);
         free(env->rcpts[i].user);
         free(env->rcpts[i].last_reply);
+        free(env->rcpts[i].orcpt);
     }
     free(env->rcpts);
     free(env);
@@ -134,6 +140,9 @@ static int env_valid(const struct pst_envelope *env)
         return 0;
     if (env->arrival < 0 || env->next_attempt < 0)
         return 0;
+    if (env->ret < 0 || env->ret > 2 || !str_valid(env->envid, 1, TEXT_PLAIN) ||
+        !str_valid(env->auth_user, 1, TEXT_PLAIN))
+        return 0;
     if (env->nrcpts == 0 || env->rcpts == NULL)
         return 0;
     for (size_t i = 0; i < env->nrcpts; i++) {
@@ -141,7 +150,8 @@ static int env_valid(const struct pst_envelope *env)
         if ((unsigned)r->state >= NSTATES)
             return 0;
         if (!str_valid(r->addr, 0, TEXT_PLAIN) || !str_valid(r->user, 1, TEXT_PLAIN) ||
-            !str_valid(r->last_reply, 1, TEXT_REPLY))
+            !str_valid(r->last_reply, 1, TEXT_REPLY) || !str_valid(r->orcpt, 1, TEXT_PLAIN) ||
+            r->notify > 15)
             return 0;
     }
     return 1;
@@ -196,7 +206,12 @@ int pst_envelope_to_json(const struct pst_envelope *env, char **json)
         goto out;
     /* optional keys are written only when set, so older readers of the
      * common case are not surprised */
-    if (env->quarantine && (rc = obj_set(root, "quarantine", json_true())) != 0)
+    if ((env->quarantine && (rc = obj_set(root, "quarantine", json_true())) != 0) ||
+        (env->ret && (rc = obj_set(root, "ret", json_string(ret_names[env->ret]))) != 0) ||
+        (env->envid && (rc = obj_set(root, "envid", json_string(env->envid))) != 0) ||
+        (env->warned && (rc = obj_set(root, "warned", json_true())) != 0) ||
+        (env->hold && (rc = obj_set(root, "hold", json_true())) != 0) ||
+        (env->auth_user && (rc = obj_set(root, "auth_user", json_string(env->auth_user))) != 0))
         goto out;
     for (size_t i = 0; i < env->nrcpts; i++) {
         const struct pst_envelope_rcpt *r = &env->rcpts[i];
@@ -212,7 +227,9 @@ int pst_envelope_to_json(const struct pst_envelope *env, char **json)
         if ((rc = obj_set(o, "addr", json_string(r->addr))) != 0 ||
             (rc = obj_set(o, "user", str_or_null(r->user))) != 0 ||
             (rc = obj_set(o, "state", json_string(state_names[r->state]))) != 0 ||
-            (rc = obj_set(o, "last_reply", str_or_null(r->last_reply))) != 0)
+            (rc = obj_set(o, "last_reply", str_or_null(r->last_reply))) != 0 ||
+            (r->notify && (rc = obj_set(o, "notify", json_integer(r->notify))) != 0) ||
+            (r->orcpt && (rc = obj_set(o, "orcpt", json_string(r->orcpt))) != 0))
             goto out;
     }
     s = json_dumps(root, JSON_COMPACT);
@@ -298,6 +315,16 @@ static int get_bool(json_t *obj, const char *key, int *out)
     return 0;
 }
 
+/* An optional string: absent is NULL (null is refused). */
+static int get_str_opt(json_t *obj, const char *key, char **out)
+{
+    if (json_object_get(obj, key) == NULL) {
+        *out = NULL;
+        return 0;
+    }
+    return get_str(obj, key, 0, TEXT_PLAIN, out);
+}
+
 /* An optional boolean: absent is false. */
 static int get_bool_opt(json_t *obj, const char *key, int *out)
 {
@@ -319,8 +346,15 @@ static int get_rcpt(json_t *o, struct pst_envelope_rcpt *r)
     if ((rc = get_str(o, "addr", 0, TEXT_PLAIN, &r->addr)) != 0 ||
         (rc = get_str(o, "user", 1, TEXT_PLAIN, &r->user)) != 0 ||
         (rc = get_str(o, "last_reply", 1, TEXT_REPLY, &r->last_reply)) != 0 ||
-        (rc = get_str(o, "state", 0, TEXT_PLAIN, &state)) != 0)
+        (rc = get_str(o, "state", 0, TEXT_PLAIN, &state)) != 0 ||
+        (rc = get_str_opt(o, "orcpt", &r->orcpt)) != 0)
         goto out;
+    if (json_object_get(o, "notify") != NULL) {
+        long long n;
+        if ((rc = get_int(o, "notify", 15, &n)) != 0)
+            goto out;
+        r->notify = (unsigned)n;
+    }
     rc = PST_ERR_SYNTAX;
     for (size_t i = 0; i < NSTATES; i++) {
         if (strcmp(state, state_names[i]) == 0) {
@@ -389,8 +423,23 @@ int pst_envelope_from_json(const char *json, size_t len, struct pst_envelope **o
         (rc = get_bool(root, "smtputf8", &env->smtputf8)) != 0 ||
         (rc = get_bool(root, "body_8bit", &env->body_8bit)) != 0 ||
         (rc = get_bool(root, "tls", &env->tls)) != 0 ||
-        (rc = get_bool_opt(root, "quarantine", &env->quarantine)) != 0)
+        (rc = get_bool_opt(root, "quarantine", &env->quarantine)) != 0 ||
+        (rc = get_bool_opt(root, "warned", &env->warned)) != 0 ||
+        (rc = get_bool_opt(root, "hold", &env->hold)) != 0 ||
+        (rc = get_str_opt(root, "envid", &env->envid)) != 0 ||
+        (rc = get_str_opt(root, "auth_user", &env->auth_user)) != 0)
         goto out;
+    if (json_object_get(root, "ret") != NULL) {
+        char *ret = NULL;
+        if ((rc = get_str(root, "ret", 0, TEXT_PLAIN, &ret)) != 0)
+            goto out;
+        rc = strcmp(ret, "full") == 0   ? (env->ret = 1, 0)
+             : strcmp(ret, "hdrs") == 0 ? (env->ret = 2, 0)
+                                        : PST_ERR_SYNTAX;
+        free(ret);
+        if (rc != 0)
+            goto out;
+    }
     env->arrival = arrival;
     env->attempts = (unsigned)attempts;
     env->next_attempt = next_attempt;

@@ -61,6 +61,8 @@ struct pst_envelope_rcpt {
     char *user; /* local user it maps to, or NULL (not local) */
     enum pst_rcpt_state state;
     char *last_reply; /* last delivery result text, or NULL */
+    unsigned notify;  /* RFC 3461 NOTIFY flags (PST_DSN_NOTIFY_*), 0: none given */
+    char *orcpt;      /* RFC 3461 ORCPT as received ("rfc822;a+40b"), or NULL */
 };
 
 struct pst_envelope {
@@ -71,8 +73,13 @@ struct pst_envelope {
     char *helo;        /* or NULL */
     int smtputf8;
     int body_8bit;
-    int tls;        /* received over TLS */
-    int quarantine; /* DMARC quarantine: local delivery into the Junk folder */
+    int tls;         /* received over TLS */
+    int quarantine;  /* DMARC quarantine: local delivery into the Junk folder */
+    int ret;         /* RFC 3461 RET: 0 none, 1 FULL, 2 HDRS */
+    char *envid;     /* RFC 3461 ENVID (xtext as received), or NULL */
+    int warned;      /* a delay notice has been sent */
+    int hold;        /* `postern queue hold`: not delivered until released */
+    char *auth_user; /* submitted by this authenticated user, or NULL */
     unsigned attempts;
     int64_t next_attempt; /* seconds since the epoch, 0 = now */
     struct pst_envelope_rcpt *rcpts;
@@ -166,7 +173,9 @@ int pst_queue_remove(struct pst_queue *q, const char *id);
  *    "helo":S|null,"smtputf8":B,"body_8bit":B,"tls":B,"attempts":N,
  *    "next_attempt":N,"rcpts":[{"addr":S,"user":S|null,
  *    "state":"pending"|"delivered"|"failed","last_reply":S|null},...]}
- * and the optional keys (absent means false): "quarantine":B.
+ * and the optional keys (absent means false, 0 or NULL): "quarantine":B,
+ * "ret":"full"|"hdrs", "envid":S, "warned":B, "hold":B, "auth_user":S, and
+ * per recipient "notify":N (1..15) and "orcpt":S.
  * The decoder is strict: every other key is required (null only where shown),
  * unknown and duplicate keys, wrong types, negative numbers, unknown states,
  * a bad id, an empty recipient list and trailing bytes are PST_ERR_SYNTAX;

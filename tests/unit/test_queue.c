@@ -152,8 +152,25 @@ static void assert_env_equal(const struct pst_envelope *a, const struct pst_enve
     assert_int_equal(a->tls, b->tls);
     assert_int_equal(a->attempts, b->attempts);
     assert_int_equal(a->next_attempt, b->next_attempt);
+    assert_int_equal(a->quarantine, b->quarantine);
+    assert_int_equal(a->ret, b->ret);
+    assert_int_equal(a->warned, b->warned);
+    assert_int_equal(a->hold, b->hold);
+    if (a->envid == NULL)
+        assert_null(b->envid);
+    else
+        assert_string_equal(a->envid, b->envid);
+    if (a->auth_user == NULL)
+        assert_null(b->auth_user);
+    else
+        assert_string_equal(a->auth_user, b->auth_user);
     assert_int_equal(a->nrcpts, b->nrcpts);
     for (size_t i = 0; i < a->nrcpts; i++) {
+        assert_int_equal(a->rcpts[i].notify, b->rcpts[i].notify);
+        if (a->rcpts[i].orcpt == NULL)
+            assert_null(b->rcpts[i].orcpt);
+        else
+            assert_string_equal(a->rcpts[i].orcpt, b->rcpts[i].orcpt);
         assert_string_equal(a->rcpts[i].addr, b->rcpts[i].addr);
         if (a->rcpts[i].user == NULL)
             assert_null(b->rcpts[i].user);
@@ -633,6 +650,24 @@ static void test_envelope_round_trip(void **state)
     free(json);
     free(json2);
     pst_envelope_free(got);
+    got = NULL;
+    /* the optional keys: written when set, read back the same */
+    e->quarantine = 1;
+    e->ret = 2;
+    e->warned = 1;
+    e->hold = 1;
+    e->envid = strdup("QQ+2B314");
+    e->auth_user = strdup("alice");
+    e->rcpts[0].notify = 0x4 | 0x8;
+    e->rcpts[0].orcpt = strdup("rfc822;bob+40example.org");
+    assert_int_equal(pst_envelope_to_json(e, &json), 0);
+    assert_non_null(strstr(json, "\"ret\":\"hdrs\""));
+    assert_int_equal(pst_envelope_from_json(json, strlen(json), &got), 0);
+    assert_env_equal(e, got);
+    free(json);
+    pst_envelope_free(got);
+    e->ret = 3; /* not a RET value */
+    assert_int_equal(pst_envelope_to_json(e, &json), PST_ERR_INVAL);
     pst_envelope_free(e);
     pst_envelope_free(NULL);
 }
@@ -658,6 +693,18 @@ static void test_envelope_rejects(void **state)
         {"truncated", "{" HEAD ",\"attempts\":0,\"rcpts\":[" GOOD_RCPT, PST_ERR_SYNTAX},
         {"trailing", "{" HEAD ",\"attempts\":0,\"rcpts\":[" GOOD_RCPT "]} {}", PST_ERR_SYNTAX},
         {"array", "[1]", PST_ERR_SYNTAX},
+        {"ret bad", "{" HEAD ",\"attempts\":0,\"ret\":\"body\",\"rcpts\":[" GOOD_RCPT "]}",
+         PST_ERR_SYNTAX},
+        {"hold not bool", "{" HEAD ",\"attempts\":0,\"hold\":1,\"rcpts\":[" GOOD_RCPT "]}",
+         PST_ERR_SYNTAX},
+        {"notify too big",
+         "{" HEAD ",\"attempts\":0,\"rcpts\":[{\"addr\":\"b@x\",\"user\":null,\"state\":"
+         "\"pending\",\"last_reply\":null,\"notify\":16}]}",
+         PST_ERR_SYNTAX},
+        {"orcpt null",
+         "{" HEAD ",\"attempts\":0,\"rcpts\":[{\"addr\":\"b@x\",\"user\":null,\"state\":"
+         "\"pending\",\"last_reply\":null,\"orcpt\":null}]}",
+         PST_ERR_SYNTAX},
         {"missing attempts", "{" HEAD ",\"rcpts\":[" GOOD_RCPT "]}", PST_ERR_SYNTAX},
         {"missing rcpts", "{" HEAD ",\"attempts\":0}", PST_ERR_SYNTAX},
         {"unknown key", "{" HEAD ",\"attempts\":0,\"x\":1,\"rcpts\":[" GOOD_RCPT "]}",
