@@ -730,8 +730,10 @@ int pst_smtp_client_deliver(const struct pst_smtp_client_opts *o,
         if (n == 0) {
             pst_smtpc_eof(e);
         } else if (n == -2) {
-            snprintf(why, sizeof(why), "timeout (%u s) waiting for the reply %s",
-                     stage_timeout(t, s) / 1000, pst_smtpc_stage_name(s));
+            unsigned ms = stage_timeout(t, s);
+            snprintf(why, sizeof(why), "timeout (%u %s) waiting for the reply %s",
+                     ms % 1000 == 0 ? ms / 1000 : ms, ms % 1000 == 0 ? "s" : "ms",
+                     pst_smtpc_stage_name(s));
             pst_smtpc_fail(e, "4.4.2", why);
         } else if (n < 0) {
             pst_smtpc_fail(e, "4.4.2", why);

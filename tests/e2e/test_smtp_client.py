@@ -411,7 +411,7 @@ def test_dripping_multiline_reply_times_out(server, tmp_path):
     s = server(h)
     r = deliver(message(tmp_path, "x"), host="127.0.0.1", port=s.port, timeout_ms=1500)
     assert (r["status"], r["enh"], r["stage"]) == ("temp", "4.4.2", "after EHLO"), r
-    assert r["text"] == "timeout (1 s) waiting for the reply after EHLO"
+    assert r["text"] == "timeout (1500 ms) waiting for the reply after EHLO"
     assert 1.4 < r["wall"] < 3.5
 
 
@@ -460,6 +460,55 @@ def test_no_reply_after_data(server, tmp_path):
     r = deliver(message(tmp_path, "x"), host="127.0.0.1", port=s.port, timeout_ms=1000)
     assert (r["status"], r["stage"]) == ("temp", "after end of data"), r
     assert r["rcpts"][0]["status"] == "temp"
+
+
+def data_then(action):
+    """Greets, takes EHLO and the pipelined group, answers 354, then
+    action(c): the message is never read."""
+    def h(srv, c):
+        c.sendall(b"220 bad.test\r\n")
+        readline(c)
+        c.sendall(b"250-bad.test\r\n250 PIPELINING\r\n")
+        for _ in range(3):
+            readline(c)
+        c.sendall(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        action(c)
+    return h
+
+
+BIG = b"".join(b"line %07d with some text to fill the socket buffers\r\n" % i
+               for i in range(200000))
+
+
+def test_server_stops_reading_the_message(server, tmp_path):
+    s = server(data_then(lambda c: time.sleep(5)))
+    r = deliver(message(tmp_path, "x", body=BIG), host="127.0.0.1", port=s.port,
+                timeout_ms=1000)
+    assert (r["status"], r["enh"], r["stage"]) == ("temp", "4.4.2", "while sending data"), r
+    assert r["text"] == "timeout while writing"
+    assert r["wall"] < 4
+
+
+def test_server_closes_during_the_message(server, tmp_path):
+    # a write to the closed connection fails with EPIPE, not SIGPIPE
+    def close(c):
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        c.close()
+    s = server(data_then(close))
+    r = deliver(message(tmp_path, "x", body=BIG), host="127.0.0.1", port=s.port)
+    assert (r["status"], r["stage"]) == ("temp", "while sending data"), r
+    assert r["text"].startswith("write failed: "), r
+
+
+def test_tls_server_closes_during_the_message(server, server_ctx, rig, tmp_path):
+    def h(srv, c):
+        t = server_ctx.wrap_socket(c, server_side=True)
+        data_then(lambda x: x.close())(srv, t)
+    s = server(h)
+    r = deliver(message(tmp_path, "x", body=BIG), "--implicit-tls", "--ca", rig.cafile,
+                host="127.0.0.1", port=s.port)
+    assert (r["status"], r["stage"]) == ("temp", "while sending data"), r
+    assert r["text"].startswith("TLS write failed: "), r
 
 
 def starttls_server(ctx, after):
