@@ -16,7 +16,8 @@
  *  - the caps hold (targets in all, addresses per host), preferences never
  *    go down, only the families asked appear, no address twice, every
  *    address text is its address, no target is "." or one of our names or
- *    at or above our own preference, or refused by the policy hook.
+ *    at or above our own preference, or refused by the policy hook, and
+ *    no unusable address (0/8, multicast, 240/4, ::).
  */
 #include <arpa/inet.h>
 #include <stdint.h>
@@ -229,6 +230,10 @@ static void check_route(const struct pst_route *rt, const struct pst_route_optio
         unsigned char a[16] = {0};
         CHECK(inet_pton(t->family == PST_ROUTE_INET4 ? AF_INET : AF_INET6, t->addr_text, a) == 1);
         CHECK(memcmp(a, t->addr, t->family == PST_ROUTE_INET4 ? 4 : 16) == 0);
+        if (t->family == PST_ROUTE_INET4)
+            CHECK(t->addr[0] != 0 && t->addr[0] < 224);
+        else
+            CHECK(t->addr[0] != 0xff && memcmp(t->addr, (const unsigned char[16]){0}, 16) != 0);
         size_t same_host = 0;
         for (size_t j = 0; j < rt->ntargets; j++) {
             const struct pst_route_target *u = &rt->targets[j];

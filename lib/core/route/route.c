@@ -263,6 +263,21 @@ static void note_skip(struct plan *p, const char *host, const char *fmt, ...)
 }
 
 /*
+ * 0 for an address no SMTP connection can go to (RFC 6890 special-purpose
+ * blocks): IPv4 0/8 ("this network", RFC 1122 3.2.1.3: a connection to it
+ * reaches the local host), 224/4 multicast, 240/4 reserved and the
+ * broadcast address; IPv6 :: (unspecified) and ff00::/8 multicast.
+ */
+static int usable(enum pst_route_family fam, const unsigned char *a)
+{
+    static const unsigned char zero[16] = {0};
+
+    if (fam == PST_ROUTE_INET4)
+        return a[0] != 0 && a[0] < 224;
+    return memcmp(a, zero, 16) != 0 && a[0] != 0xff;
+}
+
+/*
  * The addresses of one host: A and/or AAAA, interleaved from the preferred
  * family (RFC 8305 4), at most max_addrs. Adds targets; notes a host
  * without addresses in p->skipped. 0 or PST_ERR_NOMEM.
@@ -317,8 +332,10 @@ static int resolve_host(struct plan *p, const char *host, uint16_t pref, int imp
             if (a == NULL || a->status != PST_DNS_OK)
                 continue;
             uint16_t type = fams[i] == PST_ROUTE_INET4 ? PST_DNS_A : PST_DNS_AAAA;
-            /* records of another type (a misbehaving backend) are skipped */
-            while (idx[i] < a->nrrs && a->rrs[idx[i]].type != type)
+            /* records of another type (a misbehaving backend) and
+             * addresses nobody can deliver to are skipped */
+            while (idx[i] < a->nrrs &&
+                   (a->rrs[idx[i]].type != type || !usable(fams[i], a->rrs[idx[i]].addr)))
                 idx[i]++;
             if (idx[i] >= a->nrrs)
                 continue;
@@ -342,6 +359,10 @@ static int resolve_host(struct plan *p, const char *host, uint16_t pref, int imp
     }
     if (retry)
         p->any_retry = 1;
+    for (size_t i = 0; i < nf; i++)
+        if (ans[i] != NULL && ans[i]->status == PST_DNS_OK)
+            snprintf(why[i], sizeof why[i], "%s unusable addresses only",
+                     pst_dns_type_name(fams[i] == PST_ROUTE_INET4 ? PST_DNS_A : PST_DNS_AAAA));
     if (nf == 2)
         note_skip(p, host, "%s, %s", why[0], why[1]);
     else
@@ -610,8 +631,9 @@ static int plan_name(struct pst_resolver *r, struct pst_dns_budget *b, const cha
         n++;
     }
     if (n == 0) {
-        rc = set_result(rt, PST_ROUTE_TEMPFAIL, "4.4.4", "no usable MX record for %.*s", shown(d),
-                        d);
+        /* only "." exchanges (RFC 7505 3 allows one; more say the same) */
+        rc = set_result(rt, PST_ROUTE_PERMFAIL, "5.1.10",
+                        "domain %.*s does not accept mail (null MX, RFC 7505)", shown(d), d);
         goto out;
     }
     rc = plan_mx(&p, m, n, 0, local, nlocal);
@@ -641,6 +663,8 @@ static int plan_literal(const char *text, enum pst_route_family fam, const unsig
         return rc;
     if ((p.o.families & fam) == 0)
         rc = set_result(p.rt, PST_ROUTE_PERMFAIL, "5.4.4", "%s: no usable address family", text);
+    else if (!usable(fam, addr))
+        rc = set_result(p.rt, PST_ROUTE_PERMFAIL, "5.4.4", "%s: no connection can go there", text);
     else
         rc = add_target(&p, text, 0, 0, fam, addr, p.o.port, PST_DNS_INSECURE);
     if (rc != 0) {
@@ -766,6 +790,8 @@ int pst_route_relay_parse(const char *spec, struct pst_route_relay *out, char *w
         rl.mx = 0;
         char atext[PST_ROUTE_ADDR_TEXT];
         if (parse_literal(spec, (size_t)(close - spec) + 1, 1, &rl.family, rl.addr, atext) == 0) {
+            if (!usable(rl.family, rl.addr))
+                return bad(why, whylen, "an address no connection can go to");
             rl.literal = 1;
             snprintf(rl.host, sizeof rl.host, "%s", atext);
         } else if (ldh_name(host, hlen)) {

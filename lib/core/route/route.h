@@ -46,8 +46,9 @@
  * Deviations and choices, each named:
  *  - An MX host named twice is used once, at its best preference.
  *  - A "." exchange next to other MX records (RFC 7505 3 forbids that) is
- *    dropped and the others are used; a single "." of any preference is a
- *    null MX (there is no host to try either way).
+ *    dropped and the others are used; a single "." of any preference, or
+ *    several with nothing else, is a null MX (there is no host to try
+ *    either way).
  *  - "Our own names" are names only: RFC 5321 5.1 also speaks of the
  *    addresses we are known by; the daemon checks the connected address
  *    itself.
@@ -57,8 +58,11 @@
  *    the retries anyway. Postfix does the same.
  *  - Address literals ("[192.0.2.1]", "[IPv6:2001:db8::1]", RFC 5321
  *    4.1.3) as the domain are planned without DNS: one target.
- *  - Addresses are not filtered (loopback, private ranges): tests deliver
- *    to 127.0.0.x; refusing them is the daemon's configuration.
+ *  - Addresses no connection can go to are dropped: IPv4 0/8 (a connection
+ *    to 0.0.0.0 reaches the local host, RFC 1122 3.2.1.3), multicast,
+ *    240/4 and broadcast, IPv6 :: and multicast. Loopback and private
+ *    ranges are kept: tests deliver to 127.0.0.x, and refusing them is the
+ *    daemon's configuration.
  *
  * Relay hosts (pst_route_relay_parse), as Postfix writes them:
  *   "[host]" "[host]:port"     the host's addresses, no MX lookup
@@ -67,7 +71,8 @@
  * Strict: the host is an LDH name (RFC 1123 2.1, letters, digits, hyphens
  * inside labels, an optional final dot), ports are decimal 1..65535, no
  * spaces; an address without brackets is refused (an MX lookup of an
- * address means nothing).
+ * address means nothing), and so is an address no connection can go to
+ * (0.0.0.0, ::, multicast).
  *
  * Backoff (backoff.c): the retry schedule, the queue lifetime, the delay
  * warning. Times are seconds since the epoch (int64_t), passed in.
