@@ -27,8 +27,10 @@
  *     kept on every target (pst_route_target.mx) so the delivery code can
  *     check a certificate against it, and pst_route.mx_dnssec tells
  *     whether the MX answer was DNSSEC-validated (RFC 7672 2.2.1). Whether
- *     TLS must be verified is the policy's business, not this module's.
- *     Every MX refused: temporary, 4.7.0 (RFC 8461 5: the mail waits).
+ *     TLS must be verified is the policy's business, not this module's
+ *     (an MTA-STS "testing" policy allows every MX and only reports).
+ *     Every MX refused: temporary, 4.7.0 (RFC 8461 5: "MTAs SHOULD treat
+ *     such failures as transient errors").
  *  5. At most options.max_mx MX hosts, in this order.
  *  6. Each host's A and/or AAAA records (options.families), interleaved
  *     host by host starting with options.prefer (RFC 8305 4), at most
@@ -55,7 +57,7 @@
  *  - Every MX host skipped is temporary, not permanent (RFC 5321 5.1 says
  *    "error"): a missing address record is more often a DNS hiccup or a
  *    half-done migration than a final state, and the queue lifetime ends
- *    the retries anyway. Postfix does the same.
+ *    the retries anyway.
  *  - Address literals ("[192.0.2.1]", "[IPv6:2001:db8::1]", RFC 5321
  *    4.1.3) as the domain are planned without DNS: one target.
  *  - Addresses no connection can go to are dropped: IPv4 0/8 (a connection
