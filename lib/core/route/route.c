@@ -604,12 +604,6 @@ static int plan_name(struct pst_resolver *r, struct pst_dns_budget *b, const cha
     case PST_DNS_OK:
         break;
     }
-    /* RFC 7505 3: one MX whose exchange is the root: no mail accepted */
-    if (mxa->nrrs == 1 && mxa->rrs[0].name != NULL && strcmp(mxa->rrs[0].name, ".") == 0) {
-        rc = set_result(rt, PST_ROUTE_PERMFAIL, "5.1.10",
-                        "domain %.*s does not accept mail (null MX, RFC 7505)", shown(d), d);
-        goto out;
-    }
     m = calloc(mxa->nrrs > 0 ? mxa->nrrs : 1, sizeof *m);
     if (m == NULL) {
         rc = PST_ERR_NOMEM;
@@ -631,7 +625,8 @@ static int plan_name(struct pst_resolver *r, struct pst_dns_budget *b, const cha
         n++;
     }
     if (n == 0) {
-        /* only "." exchanges (RFC 7505 3 allows one; more say the same) */
+        /* RFC 7505 3: a single MX whose exchange is the root: the domain
+         * accepts no mail (several "." and nothing else say the same) */
         rc = set_result(rt, PST_ROUTE_PERMFAIL, "5.1.10",
                         "domain %.*s does not accept mail (null MX, RFC 7505)", shown(d), d);
         goto out;
