@@ -40,6 +40,7 @@ struct conn {
     int fd;
     SSL *ssl;
     SSL_CTX *ctx;
+    int ctx_owned;
 };
 
 const char *pst_tls_failure_name(enum pst_tls_failure f)
@@ -347,14 +348,26 @@ static SSL_CTX *client_ctx(const char *ca_file, char *why, size_t whylen)
     return ctx;
 }
 
+int pst_smtp_client_ctx(const char *ca_file, struct ssl_ctx_st **out, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = client_ctx(ca_file, err, errlen);
+    if (ctx == NULL)
+        return PST_ERR_CRYPTO;
+    *out = ctx;
+    return 0;
+}
+
 /* The handshake on c->fd. 0, or -1 with why and tls->handshake_failed. */
 static int tls_start(struct conn *c, const struct pst_smtp_client_opts *o, int64_t deadline,
                      struct pst_smtp_client_tls *t, char *why, size_t whylen)
 {
-    if (c->ctx == NULL) {
+    if (c->ctx == NULL && o->ssl_ctx != NULL) {
+        c->ctx = o->ssl_ctx;
+    } else if (c->ctx == NULL) {
         c->ctx = client_ctx(o->ca_file, why, whylen);
         if (c->ctx == NULL)
             return -1;
+        c->ctx_owned = 1;
     }
     c->ssl = SSL_new(c->ctx);
     if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
@@ -452,7 +465,8 @@ static void conn_close(struct conn *c)
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
-    SSL_CTX_free(c->ctx);
+    if (c->ctx_owned)
+        SSL_CTX_free(c->ctx);
     c->ctx = NULL;
     ERR_clear_error();
 }

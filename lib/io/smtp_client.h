@@ -21,6 +21,9 @@
  *       PST_SMTPC_TEMP retry, PST_SMTPC_PERM bounce with
  *       "smtp; " res.rcpts[i].text as Diagnostic-Code;
  *   log: res.peer, res.text, pst_smtpc_stage_name(res.stage), res.tls.*;
+ *   (res.rcpts[i] is each recipient's own fate also when the session
+ *   failed: one refused at RCPT keeps its own reply, one accepted takes
+ *   the session's; bounce by res.rcpts[i].status, not by res.status);
  *   if (res.retry_plaintext) the next attempt may use PST_SMTPC_TLS_NONE;
  *   if (res.host_failure) try the next MX now;
  *   pst_smtp_client_result_free(&res);
@@ -87,11 +90,15 @@ struct pst_smtp_client_opts {
                               no name check (chain only) */
     const char *ehlo_name;
     enum pst_smtpc_tls tls;
-    int implicit_tls;      /* TLS at connect (port 465 smarthost) */
-    int tls_verify;        /* an unverified certificate fails the attempt
-                              (temporary, 4.7.5); 0: record it and go on */
-    const char *ca_file;   /* PEM CA bundle; NULL: the system store */
-    const char *auth_user; /* AUTH PLAIN/LOGIN (smarthost); NULL: none */
+    int implicit_tls;           /* TLS at connect (port 465 smarthost) */
+    int tls_verify;             /* an unverified certificate fails the attempt
+                                   (temporary, 4.7.5); 0: record it and go on */
+    const char *ca_file;        /* PEM CA bundle; NULL: the system store */
+    struct ssl_ctx_st *ssl_ctx; /* borrowed SSL_CTX from pst_smtp_client_ctx
+                                   (a worker keeps one instead of loading
+                                   the CAs for every attempt); NULL: made
+                                   per attempt from ca_file */
+    const char *auth_user;      /* AUTH PLAIN/LOGIN (smarthost); NULL: none */
     const char *auth_pass;
     int auth_plaintext_ok; /* allow AUTH without TLS */
     struct pst_smtp_client_timeouts timeouts;
@@ -134,6 +141,15 @@ struct pst_smtp_client_result {
     struct pst_smtp_client_rcpt_result *rcpts; /* nrcpts entries */
     size_t nrcpts;
 };
+
+/*
+ * Makes a client TLS context for pst_smtp_client_opts.ssl_ctx: TLS 1.2 at
+ * least (RFC 8996), the CAs of ca_file (PEM) or of the system store when
+ * NULL, verification results recorded rather than enforced by OpenSSL
+ * (the driver decides with tls_verify). Returns 0 and *out (free it with
+ * SSL_CTX_free), or PST_ERR_CRYPTO with OpenSSL's reason in err.
+ */
+int pst_smtp_client_ctx(const char *ca_file, struct ssl_ctx_st **out, char *err, size_t errlen);
 
 /*
  * Runs one SMTP session: connect, deliver the message in msg_fd to the

@@ -176,15 +176,18 @@ def peers(rig):
             for kind in ("valid", "expired", "wrong-name", "self-signed", "none")}
 
 
-def test_postfix_starttls_verified(rig, peers, tmp_path):
+@pytest.mark.parametrize("ctx", ["per-attempt", "shared"])
+def test_postfix_starttls_verified(rig, peers, tmp_path, ctx):
     p = peers["valid"]
-    r = to_peer(p, message(tmp_path, "smtpc-valid"), "--mx-name", p.hostname, "--ca",
-                rig.cafile, "--verify", "--tls", "required")
+    subj = f"smtpc-valid-{ctx}"
+    r = to_peer(p, message(tmp_path, subj), "--mx-name", p.hostname, "--ca",
+                rig.cafile, "--verify", "--tls", "required",
+                *(["--shared-ctx"] if ctx == "shared" else []))
     assert r["status"] == "ok", r
     t = r["tls"]
     assert t["used"] and t["verified"] and t["failure"] == "" and t["verify_error"] == "", t
     assert t["version"] in ("TLSv1.2", "TLSv1.3") and t["cipher"]
-    (msg,) = p.wait(1, match="smtpc-valid", rcpt="alice@example.test")
+    (msg,) = p.wait(1, match=subj, rcpt="alice@example.test")
     assert b"with ESMTPS" in msg
 
 

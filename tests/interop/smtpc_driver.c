@@ -10,6 +10,8 @@
  *                [--verify] [--ca FILE] [--user U --pass P]
  *                [--auth-plaintext] [--8bit] [--smtputf8] [--ret FULL|HDRS]
  *                [--envid X] [--timeout-ms N] [--connect-timeout-ms N]
+ *                [--shared-ctx]   (a context from pst_smtp_client_ctx, as a
+ *                                  delivery worker keeps one)
  *
  * Exit status: 0 when a result was printed, 2 for a usage error or a
  * refused call (the reason on stderr).
@@ -17,6 +19,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +90,7 @@ int main(int argc, char **argv)
         {"envid", 1, 0, 'E'},
         {"timeout-ms", 1, 0, 'o'},
         {"connect-timeout-ms", 1, 0, 'C'},
+        {"shared-ctx", 0, 0, 'X'},
         {0, 0, 0, 0},
     };
     struct pst_smtp_client_opts o = {0};
@@ -98,7 +102,7 @@ int main(int argc, char **argv)
     o.tls = PST_SMTPC_TLS_OPPORTUNISTIC;
     m.sender = NULL;
     memset(rcpts, 0, sizeof(rcpts));
-    int c;
+    int c, shared = 0;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
         case 'h':
@@ -192,6 +196,9 @@ int main(int argc, char **argv)
         case 'C':
             o.timeouts.connect = num(optarg);
             break;
+        case 'X':
+            shared = 1;
+            break;
         default:
             return 2;
         }
@@ -207,12 +214,20 @@ int main(int argc, char **argv)
         perror(msgfile);
         return 2;
     }
+    if (shared) {
+        char err[256];
+        if (pst_smtp_client_ctx(o.ca_file, &o.ssl_ctx, err, sizeof(err)) != 0) {
+            fprintf(stderr, "smtpc_driver: %s\n", err);
+            return 2;
+        }
+    }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct pst_smtp_client_result r;
     int rc = pst_smtp_client_deliver(&o, &m, fd, &r);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     close(fd);
+    SSL_CTX_free(o.ssl_ctx);
     if (rc != 0) {
         fprintf(stderr, "smtpc_driver: %s\n", pst_strerror(rc));
         return 2;

@@ -546,6 +546,27 @@ static void fail_reply(struct pst_smtpc *e, const struct pst_smtpc_reply *r,
         quit(e);
 }
 
+/* Every recipient was refused at RCPT: the session is PERM only when
+ * every refusal is, else TEMP, and carries the first refusal of that
+ * status; so a caller that bounces on a PERM session never bounces a
+ * recipient that was only deferred. */
+static void all_refused(struct pst_smtpc *e)
+{
+    enum pst_smtpc_status st = PST_SMTPC_PERM;
+    for (size_t i = 0; i < e->cfg.nrcpts; i++)
+        if (e->rr[i].status != PST_SMTPC_PERM)
+            st = PST_SMTPC_TEMP;
+    for (size_t i = 0; i < e->cfg.nrcpts; i++) {
+        const struct rcpt_res *x = &e->rr[i];
+        if (x->status == st) {
+            set_local(e, st, x->code, x->enh, PST_SMTPC_STAGE_RCPT, "%s",
+                      x->text != NULL ? x->text : "");
+            e->from_server = 1;
+            return;
+        }
+    }
+}
+
 static void on_trans(struct pst_smtpc *e, const struct pst_smtpc_reply *r)
 {
     size_t n = e->cfg.nrcpts;
@@ -586,7 +607,7 @@ static void on_trans(struct pst_smtpc *e, const struct pst_smtpc_reply *r)
             if (i + 1 < n) {
                 send_rcpt(e, i + 1);
             } else if (e->naccepted == 0) {
-                set_reply(e, r, PST_SMTPC_STAGE_RCPT);
+                all_refused(e);
                 quit(e);
             } else {
                 cmd(e, "DATA");
@@ -596,13 +617,8 @@ static void on_trans(struct pst_smtpc *e, const struct pst_smtpc_reply *r)
     }
     /* DATA */
     if (!e->mail_ok || e->naccepted == 0) {
-        if (e->naccepted == 0 && e->mail_ok) {
-            /* all refused: the session ends with the last refusal */
-            struct pst_smtpc_outcome o;
-            pst_smtpc_rcpt_outcome(e, n - 1, &o);
-            set_local(e, o.status, o.code, o.enh, PST_SMTPC_STAGE_RCPT, "%s", o.text);
-            e->from_server = 1;
-        }
+        if (e->naccepted == 0 && e->mail_ok)
+            all_refused(e);
         if (r->code == 354) {
             /* RFC 2920 3.1: DATA was accepted anyway; end it empty */
             pst_buf_reset(e->out);
