@@ -571,6 +571,7 @@ static int fill_result(struct pst_smtpc *e, size_t nrcpts, struct pst_smtp_clien
     struct pst_smtpc_info info;
     pst_smtpc_info(e, &info);
     res->auth = info.auth;
+    res->discarded = info.discarded;
     res->rcpts = calloc(nrcpts, sizeof(*res->rcpts));
     if (res->text == NULL || res->rcpts == NULL)
         return PST_ERR_NOMEM;
@@ -710,6 +711,12 @@ int pst_smtp_client_deliver(const struct pst_smtp_client_opts *o,
         if (ev == PST_SMTPC_EV_DONE)
             break;
         if (ev == PST_SMTPC_EV_NEED_TLS) {
+            /* RFC 3207 4.2: plaintext already here after the 220 is
+             * dropped (the engine counts it), so the handshake starts on
+             * what the server sends after our ClientHello */
+            drain(&c, e, buf, CHUNK);
+            if (pst_smtpc_event(e) == PST_SMTPC_EV_DONE)
+                break;
             if (tls_start(&c, o, now_ms() + stage_timeout(t, PST_SMTPC_STAGE_TLS), &res.tls, why,
                           sizeof(why)) != 0) {
                 if (res.tls.handshake_failed && o->tls == PST_SMTPC_TLS_OPPORTUNISTIC)

@@ -137,6 +137,9 @@ struct pst_smtp_client_result {
     int host_failure;                          /* the failure is about this host (connect,
                                                   greeting, TLS, protocol): try the next MX */
     int auth;                                  /* AUTH succeeded */
+    size_t discarded;                          /* plaintext octets after the 220 to STARTTLS,
+                                                  dropped unread (RFC 3207 4.2): worth a log line,
+                                                  it is what a command injection sends */
     struct pst_smtpc_ext ext;                  /* the server's last EHLO */
     struct pst_smtp_client_rcpt_result *rcpts; /* nrcpts entries */
     size_t nrcpts;

@@ -251,12 +251,12 @@ int main(int argc, char **argv)
                                             js(r.rcpts[i].text), "stage",
                                             pst_smtpc_stage_name(r.rcpts[i].stage)));
     long ms = (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
-    json_t *j =
-        json_pack("{s:s,s:i,s:s,s:o,s:s,s:b,s:s,s:o,s:o,s:b,s:b,s:b,s:o,s:i}", "status",
-                  status_name(r.status), "code", r.code, "enh", r.enh, "text", js(r.text), "stage",
-                  pst_smtpc_stage_name(r.stage), "from_server", r.from_server, "peer", r.peer,
-                  "tls", tls, "ext", ext, "retry_plaintext", r.retry_plaintext, "host_failure",
-                  r.host_failure, "auth", r.auth, "rcpts", rs, "elapsed_ms", (int)ms);
+    json_t *j = json_pack("{s:s,s:i,s:s,s:o,s:s,s:b,s:s,s:o,s:o,s:b,s:b,s:b,s:o,s:i,s:I}", "status",
+                          status_name(r.status), "code", r.code, "enh", r.enh, "text", js(r.text),
+                          "stage", pst_smtpc_stage_name(r.stage), "from_server", r.from_server,
+                          "peer", r.peer, "tls", tls, "ext", ext, "retry_plaintext",
+                          r.retry_plaintext, "host_failure", r.host_failure, "auth", r.auth,
+                          "rcpts", rs, "elapsed_ms", (int)ms, "discarded", (json_int_t)r.discarded);
     if (j == NULL) {
         fprintf(stderr, "smtpc_driver: JSON (non-UTF-8 text?)\n");
         pst_smtp_client_result_free(&r);
