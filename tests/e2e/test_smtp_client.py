@@ -567,6 +567,8 @@ def server_ctx(rig):
     cert = rig.cert("bad.smtpc.test")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert.chain if os.path.exists(cert.chain) else cert.cert, cert.key)
+    ctx.sni_seen = []
+    ctx.sni_callback = lambda sock, name, c: ctx.sni_seen.append(name)
     return ctx
 
 
@@ -628,3 +630,5 @@ def test_implicit_tls_and_auth_plain(server, server_ctx, rig, tmp_path):
     kind, b64 = seen["auth"].split()[1:3]
     assert kind == b"PLAIN"
     assert base64.b64decode(b64) == b"\0joe\0" + "s3cr\u00eat".encode()
+    # SNI carries the MX name (RFC 6066 3)
+    assert server_ctx.sni_seen[-1] == "bad.smtpc.test"
