@@ -190,7 +190,7 @@ size_t pstd_signers_count(const struct pstd_signers *s)
  * configuration generation it serves and remade after a reload. */
 struct tstate {
     unsigned long gen;
-    struct pst_resolver *res;
+    struct pst_resolver *res; /* borrowed: pstd_thread_resolver */
     struct pst_dkim_keycache *cache;
     struct pst_psl *psl;
     struct pst_store *store;
@@ -203,7 +203,7 @@ static pthread_once_t tonce = PTHREAD_ONCE_INIT;
 
 static void tstate_clear(struct tstate *t)
 {
-    pst_resolver_free(t->res);
+    /* the resolver is the thread's (tres.c), not ours to free */
     pst_dkim_keycache_free(t->cache);
     pst_psl_free(t->psl);
     pst_store_close(t->store);
@@ -243,17 +243,11 @@ static struct tstate *tstate_get(const struct pstd_confref *cr)
     tstate_clear(t);
     t->gen = cr->gen;
     const struct pst_conf *c = cr->conf;
-    struct pst_resolver_unbound_conf uc;
-    memset(&uc, 0, sizeof(uc));
-    uc.server = c->dns_server;
-    uc.trust_anchor = c->dns_trust_anchor;
-    if (pst_resolver_unbound_new(&uc, &t->res, t->err, sizeof(t->err)) != 0) {
-        t->res = NULL;
+    t->res = pstd_thread_resolver(cr, t->err, sizeof(t->err));
+    if (t->res == NULL)
         return t; /* err says why; the checks report temperror */
-    }
     if (c->dmarc_verify && c->dmarc_psl &&
         pst_psl_open(c->psl_file, &t->psl, t->err, sizeof(t->err)) != 0) {
-        pst_resolver_free(t->res);
         t->res = NULL;
         return t;
     }

@@ -1137,6 +1137,107 @@ static int parse_dkim(struct ctx *c, const config_setting_t *root, struct pst_co
     return 0;
 }
 
+/* delivery = { concurrency; destination_concurrency; retry_initial;
+ *   retry_max; retry_factor; lifetime; delay_warning; port; families;
+ *   ca_file; connect_timeout; command_timeout; relayhost; relay_tls;
+ *   relay_user; relay_password_file; }; */
+static int parse_delivery(struct ctx *c, const config_setting_t *root, struct pst_conf *conf)
+{
+    static const char *const keys[] = {"concurrency",
+                                       "destination_concurrency",
+                                       "retry_initial",
+                                       "retry_max",
+                                       "retry_factor",
+                                       "lifetime",
+                                       "delay_warning",
+                                       "port",
+                                       "families",
+                                       "ca_file",
+                                       "connect_timeout",
+                                       "command_timeout",
+                                       "relayhost",
+                                       "relay_tls",
+                                       "relay_user",
+                                       "relay_password_file",
+                                       NULL};
+    static const char *const fams[] = {"both", "ipv4", "ipv6", NULL};
+    static const char *const tlss[] = {"starttls", "tls", "may", NULL};
+    const config_setting_t *g = NULL;
+    uint64_t v;
+    int rc, fam = 0;
+
+    conf->out_concurrency = 20;
+    conf->out_dest_concurrency = 10;
+    pst_backoff_default(&conf->backoff);
+    conf->out_port = 25;
+    conf->out_families = PST_ROUTE_INET4 | PST_ROUTE_INET6;
+    conf->out_connect_timeout = 30;
+    conf->out_command_timeout = 300;
+    if ((rc = get_group(c, root, "delivery", &g)) <= 0)
+        return rc;
+    if ((rc = check_keys(c, g, keys)) < 0)
+        return rc;
+    struct {
+        const char *name;
+        uint64_t min, max;
+        void *dst;
+        int kind; /* 0 unsigned, 1 int64, 2 uint16 */
+    } nums[] = {
+        {"concurrency", 1, 1000, &conf->out_concurrency, 0},
+        {"destination_concurrency", 1, 1000, &conf->out_dest_concurrency, 0},
+        {"retry_initial", 1, 86400, &conf->backoff.initial, 1},
+        {"retry_max", 1, 7 * 86400, &conf->backoff.max, 1},
+        {"lifetime", 1, 100 * 86400, &conf->backoff.lifetime, 1},
+        {"delay_warning", 0, 100 * 86400, &conf->backoff.warn, 1},
+        {"port", 1, 65535, &conf->out_port, 2},
+        {"connect_timeout", 1, 3600, &conf->out_connect_timeout, 0},
+        {"command_timeout", 1, 3600, &conf->out_command_timeout, 0},
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
+        if ((rc = get_uint(c, g, nums[i].name, nums[i].min, nums[i].max, &v)) < 0)
+            return rc;
+        if (rc == 0)
+            continue;
+        if (nums[i].kind == 0)
+            *(unsigned *)nums[i].dst = (unsigned)v;
+        else if (nums[i].kind == 1)
+            *(int64_t *)nums[i].dst = (int64_t)v;
+        else
+            *(uint16_t *)nums[i].dst = (uint16_t)v;
+    }
+    if ((rc = get_uint(c, g, "retry_factor", 1, 16, &v)) < 0)
+        return rc;
+    if (rc > 0)
+        conf->backoff.factor = (double)v;
+    if (conf->backoff.max < conf->backoff.initial)
+        return fail(c, config_setting_get_member(g, "retry_max"),
+                    "must not be shorter than retry_initial");
+    if ((rc = get_choice(c, g, "families", fams, &fam)) < 0)
+        return rc;
+    conf->out_families = fam == 1   ? PST_ROUTE_INET4
+                         : fam == 2 ? PST_ROUTE_INET6
+                                    : PST_ROUTE_INET4 | PST_ROUTE_INET6;
+    if ((rc = get_str_dup(c, g, "ca_file", &conf->out_ca_file)) < 0 ||
+        (rc = get_choice(c, g, "relay_tls", tlss, &conf->relay_tls)) < 0 ||
+        (rc = get_str_dup(c, g, "relay_user", &conf->relay_user)) < 0 ||
+        (rc = get_str_dup(c, g, "relay_password_file", &conf->relay_password_file)) < 0)
+        return rc;
+    const char *relay;
+    if ((rc = get_str(c, g, "relayhost", &relay)) < 0)
+        return rc;
+    if (rc > 0) {
+        struct pst_route_relay r;
+        char why[256];
+        if (pst_route_relay_parse(relay, &r, why, sizeof why) != 0)
+            return fail(c, config_setting_get_member(g, "relayhost"), "\"%s\": %s", relay, why);
+        if ((rc = dup_str(c, relay, &conf->relayhost)) < 0)
+            return rc;
+    }
+    if ((conf->relay_user == NULL) != (conf->relay_password_file == NULL))
+        return fail(c, g, "relay_user and relay_password_file go together");
+    return 0;
+}
+
 /* spf = { verify = true; }; */
 static int parse_spf(struct ctx *c, const config_setting_t *root, struct pst_conf *conf)
 {
@@ -1245,9 +1346,9 @@ static int parse_auth(struct ctx *c, const config_setting_t *root, struct pst_co
 static struct pst_conf *build(struct ctx *c, const config_t *cfg)
 {
     static const char *const top_keys[] = {
-        "hostname", "spool", "mail_root",  "run_as",   "log",     "tls",    "listeners",
-        "domains",  "users", "postmaster", "catchall", "aliases", "limits", "timeouts",
-        "dns",      "dkim",  "spf",        "dmarc",    "auth",    NULL};
+        "hostname", "spool", "mail_root",  "run_as",   "log",     "tls",      "listeners",
+        "domains",  "users", "postmaster", "catchall", "aliases", "limits",   "timeouts",
+        "dns",      "dkim",  "spf",        "dmarc",    "auth",    "delivery", NULL};
     const config_setting_t *root = config_root_setting(cfg);
     struct pst_conf *conf = calloc(1, sizeof *conf);
 
@@ -1265,7 +1366,8 @@ static struct pst_conf *build(struct ctx *c, const config_t *cfg)
         parse_aliases(c, root, conf) < 0 || parse_limits(c, root, conf) < 0 ||
         parse_timeouts(c, root, conf) < 0 || parse_dns(c, root, conf) < 0 ||
         parse_dkim(c, root, conf) < 0 || parse_spf(c, root, conf) < 0 ||
-        parse_dmarc(c, root, conf) < 0 || parse_auth(c, root, conf) < 0) {
+        parse_dmarc(c, root, conf) < 0 || parse_auth(c, root, conf) < 0 ||
+        parse_delivery(c, root, conf) < 0) {
         pst_conf_free(conf);
         return NULL;
     }
@@ -1396,6 +1498,10 @@ void pst_conf_free(struct pst_conf *conf)
     }
     free(conf->dkim_keys);
     free(conf->psl_file);
+    free(conf->out_ca_file);
+    free(conf->relayhost);
+    free(conf->relay_user);
+    free(conf->relay_password_file);
     free(conf->authserv_id);
     free(conf->auth_allow);
     free(conf->auth_store);

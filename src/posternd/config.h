@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "cidr.h"
+#include "route.h"
 
 enum pst_listen_mode {
     PST_LISTEN_SMTP = 0, /* plaintext SMTP, STARTTLS when starttls is set */
@@ -115,6 +116,20 @@ struct pst_conf {
     struct pst_cidr *auth_allow; /* sources exempt from policy (still checked) */
     size_t nauth_allow;
     char *auth_store; /* SQLite file of check results; NULL: none */
+
+    /* Remote delivery (the delivery group) */
+    unsigned out_concurrency;      /* remote deliveries at once (threads) */
+    unsigned out_dest_concurrency; /* at once per recipient domain */
+    struct pst_backoff backoff;    /* retry schedule, lifetime, delay warning */
+    uint16_t out_port;             /* port of MX hosts: 25 (tests change it) */
+    unsigned out_families;         /* PST_ROUTE_INET4 | PST_ROUTE_INET6 */
+    char *out_ca_file;             /* CA bundle for MX certificates; NULL: system */
+    unsigned out_connect_timeout;  /* seconds */
+    unsigned out_command_timeout;  /* seconds per reply (RFC 5321 4.5.3.2: 5 min) */
+    char *relayhost;               /* "[host]:port" / "host": smarthost, or NULL */
+    int relay_tls;                 /* 0 starttls required, 1 implicit TLS, 2 opportunistic */
+    char *relay_user;              /* AUTH to the relay host, or NULL */
+    char *relay_password_file;     /* read at each connection, never logged */
 
     /* DNS (the dns group) */
     char *dns_server;       /* "ADDR[:PORT]" to forward queries to; NULL: resolv.conf */

@@ -52,6 +52,7 @@ struct pstd {
     struct pst_queue *queue;
     struct pstd_spool *spool;
     struct pstd_delivery *delivery;
+    struct pstd_outbound *outbound; /* per-domain concurrency of remote delivery */
 
     struct pstd_listener *listeners;
     size_t nlisteners;
@@ -138,12 +139,46 @@ struct pstd_check_result {
 int pstd_check_message(struct pstd *d, int fd, const char *id, const struct pstd_check_in *in,
                        void (*cb)(void *arg, struct pstd_check_result *r), void *arg);
 
+/* tres.c: the calling thread's resolver for the configuration cr (made
+ * on first use and after a reload); NULL with the reason in err. Owned by
+ * the thread. */
+struct pst_resolver;
+struct pst_resolver *pstd_thread_resolver(const struct pstd_confref *cr, char *err, size_t errlen);
+
+/* outbound.c: remote delivery (worker threads). */
+enum pstd_out_action {
+    PSTD_OUT_NONE = 0,  /* not tried (local, or not pending) */
+    PSTD_OUT_DEFERRED,  /* temporary failure: stays pending */
+    PSTD_OUT_FAILED,    /* permanent failure: bounce */
+    PSTD_OUT_PASSED,    /* accepted by a next hop with DSN: it reports on */
+    PSTD_OUT_RELAYED,   /* accepted by a next hop without DSN */
+    PSTD_OUT_DELIVERED, /* into a local mailbox */
+};
+struct pstd_out_rcpt {
+    enum pstd_out_action action;
+    char status[16]; /* enhanced status code of the outcome, or "" */
+    char mta[256];   /* the remote host that answered, or "" */
+};
+struct pstd_out_report {
+    struct pstd_out_rcpt *rcpts; /* one per envelope recipient */
+    size_t n;
+};
+struct pstd_outbound *pstd_outbound_new(void);
+void pstd_outbound_free(struct pstd_outbound *o);
+/* Delivers env's pending recipients without a local user; updates their
+ * state and last_reply and fills rep (free rep->rcpts). Blocks. 0 or
+ * PST_ERR_NOMEM. */
+int pstd_outbound_deliver(struct pstd *d, const struct pstd_confref *cr, struct pst_envelope *env,
+                          int fd, struct pstd_out_report *rep);
+
 /* delivery.c */
 struct pstd_delivery *pstd_delivery_new(struct pstd *d);
 void pstd_delivery_free(struct pstd_delivery *dl);
 /* A newly committed message: deliver it now. */
 void pstd_delivery_kick(struct pstd_delivery *dl, const char *id);
-/* Scan the whole queue for due messages (start-up and retry timer). */
+/* Scan the whole queue directory into the schedule (start-up, SIGUSR1). */
 void pstd_delivery_scan(struct pstd_delivery *dl);
+/* Starts the attempts that are due (the one-second timer). */
+void pstd_delivery_tick(struct pstd_delivery *dl);
 
 #endif

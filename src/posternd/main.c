@@ -10,6 +10,7 @@
  *   posternd --print-default   print the embedded configuration
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -52,7 +53,7 @@ static int drop_privileges(const char *user)
     return 0;
 }
 
-static struct event *retry_timer;
+static struct event *retry_timer, *usr1;
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
@@ -60,7 +61,35 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (!d->stopping)
+        pstd_delivery_tick(d->delivery);
+}
+
+/* SIGUSR1 (`postern queue flush`, release): read the queue directory again */
+static void on_usr1(evutil_socket_t fd, short what, void *arg)
+{
+    struct pstd *d = arg;
+    (void)fd;
+    (void)what;
+    if (!d->stopping) {
+        log_info("SIGUSR1: scanning the queue");
         pstd_delivery_scan(d->delivery);
+    }
+}
+
+/* spool/posternd.pid, for `postern queue flush` to signal us */
+static void write_pid(const char *spool)
+{
+    char path[4096], text[32];
+    snprintf(path, sizeof(path), "%s/posternd.pid", spool);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        log_warn("cannot write %s: %s", path, strerror(errno));
+        return;
+    }
+    int n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+    if (write(fd, text, (size_t)n) != n)
+        log_warn("cannot write %s: %s", path, strerror(errno));
+    close(fd);
 }
 
 int main(int argc, char **argv)
@@ -138,11 +167,13 @@ int main(int argc, char **argv)
     d.iptab = pstd_iptab_new();
     d.commit_pool = pstd_pool_new(d.base, 2);
     d.check_pool = pstd_pool_new(d.base, 2);
-    d.deliver_pool = pstd_pool_new(d.base, 2);
+    /* the delivery pool's size is the global limit of deliveries at once */
+    d.deliver_pool = pstd_pool_new(d.base, (int)conf->out_concurrency + 1);
+    d.outbound = pstd_outbound_new();
     d.spool = pstd_spool_new(&d);
     d.delivery = pstd_delivery_new(&d);
-    if (!d.base || !d.iptab || !d.commit_pool || !d.check_pool || !d.deliver_pool || !d.spool ||
-        !d.delivery) {
+    if (!d.base || !d.iptab || !d.commit_pool || !d.check_pool || !d.deliver_pool || !d.outbound ||
+        !d.spool || !d.delivery) {
         log_err("out of memory at start");
         goto out;
     }
@@ -182,14 +213,15 @@ int main(int argc, char **argv)
                  "--from you@example.test --tls ; it lands in %s/postmaster/new/",
                  l->address, l->port, conf->mail_root);
     }
+    write_pid(conf->spool);
     pstd_delivery_scan(d.delivery);
-    unsigned every = conf->retry_interval < 60 ? conf->retry_interval : 60;
-    if (every == 0)
-        every = 1;
-    struct timeval tv = {.tv_sec = every, .tv_usec = 0};
+    struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
     retry_timer = event_new(d.base, -1, EV_PERSIST, on_retry, &d);
     if (retry_timer != NULL)
         event_add(retry_timer, &tv);
+    usr1 = evsignal_new(d.base, SIGUSR1, on_usr1, &d);
+    if (usr1 != NULL)
+        evsignal_add(usr1, NULL);
 
     event_base_dispatch(d.base);
     status = 0;
@@ -198,11 +230,14 @@ out:
     /* orderly end: no sessions remain; let commits and deliveries finish */
     if (retry_timer != NULL)
         event_free(retry_timer);
+    if (usr1 != NULL)
+        event_free(usr1);
     pstd_pool_free(d.check_pool);
     pstd_pool_free(d.commit_pool);
     pstd_pool_free(d.deliver_pool);
     pstd_spool_free(d.spool);
     pstd_delivery_free(d.delivery);
+    pstd_outbound_free(d.outbound);
     pstd_signals_free(&d);
     pstd_listeners_free(&d);
     pstd_iptab_free(d.iptab);

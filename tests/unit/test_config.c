@@ -298,6 +298,23 @@ static void test_variants(void **state)
     assert_string_equal(c->authserv_id, c->hostname);
     assert_non_null(c->auth_store);
     pst_conf_free(c);
+    c = load_text(MIN "delivery = { concurrency = 5; destination_concurrency = 2;\n"
+                      "  retry_initial = 1; retry_max = 4; retry_factor = 2; lifetime = 30;\n"
+                      "  delay_warning = 0; port = 2525; families = \"ipv4\";\n"
+                      "  relayhost = \"[smtp.example.net]:587\"; relay_tls = \"starttls\";\n"
+                      "  relay_user = \"me\"; relay_password_file = \"/etc/p\"; };\n",
+                  err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(c->out_concurrency, 5);
+    assert_int_equal(c->out_dest_concurrency, 2);
+    assert_int_equal(c->backoff.initial, 1);
+    assert_int_equal(c->backoff.max, 4);
+    assert_int_equal(c->backoff.lifetime, 30);
+    assert_int_equal(c->backoff.warn, 0);
+    assert_int_equal(c->out_port, 2525);
+    assert_int_equal(c->out_families, PST_ROUTE_INET4);
+    assert_string_equal(c->relayhost, "[smtp.example.net]:587");
+    pst_conf_free(c);
     c = load_text(MIN "dns = { };\n", err, sizeof err);
     assert_non_null(c);
     assert_null(c->dns_server);
@@ -607,6 +624,13 @@ static const struct bad_case bad_cases[] = {
     {"auth bad allow", MIN "auth = { allow = [ \"192.0.2.0/33\" ]; };\n", 5,
      "is not an address or prefix"},
     {"auth bad id", MIN "auth = { authserv_id = \"a b\"; };\n", 5, "\"a b\""},
+    {"delivery bad relayhost", MIN "delivery = { relayhost = \"[smtp.example.net\"; };\n", 5,
+     "[smtp.example.net"},
+    {"delivery retry order", MIN "delivery = { retry_initial = 600; retry_max = 60; };\n", 5,
+     "must not be shorter than retry_initial"},
+    {"delivery relay user alone", MIN "delivery = { relay_user = \"u\"; };\n", 5,
+     "relay_user and relay_password_file go together"},
+    {"delivery families", MIN "delivery = { families = \"ipx\"; };\n", 5, "must be \"both\""},
     {"dkim sign duplicate",
      MIN "dkim = { sign = ( { domain = \"a.b\"; selector = \"s\"; key = \"k\"; },\n"
          " { domain = \"A.b\"; selector = \"s\"; key = \"k2\"; } ); };\n",
