@@ -6,6 +6,8 @@
  *  - a parsed reply has a code 200-559, an enhanced code of its class or
  *    none, and text without control octets but the '\n' separators;
  *  - feeding the same bytes whole or line by line gives the same replies;
+ *  - the dot-stuffed input, read back by the server's DATA parser, is the
+ *    input with CRLF line ends (see dot_roundtrip);
  *  - the engine always ends (DONE) once the input is used up, every
  *    command it wrote is one CRLF line without other control octets, and
  *    its outcomes are coherent (OK only with a 2yz reply, one-line text).
@@ -17,6 +19,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "smtp.h"
 #include "smtpc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -199,8 +202,56 @@ static void engine(const uint8_t *data, size_t size)
     pst_smtpc_free(e);
 }
 
+/* The dot-stuffer against the server's DATA parser (lib/core/smtp): what
+ * we send ends exactly at our ".\r\n", has no bare CR or LF, and
+ * unstuffs to the input with every line end made CRLF and the last line
+ * ended. */
+static void dot_roundtrip(const uint8_t *data, size_t size)
+{
+    struct pst_buf *enc = pst_buf_new(2 * size + 16);
+    struct pst_buf *want = pst_buf_new(2 * size + 16);
+    struct pst_buf *got = pst_buf_new(2 * size + 16);
+    if (enc == NULL || want == NULL || got == NULL)
+        goto out;
+    const char *in = (const char *)data;
+    size_t cut = size > 0 ? data[0] % (size + 1) : 0;
+    struct pst_smtpc_dot d;
+    pst_smtpc_dot_init(&d);
+    CHECK(pst_smtpc_data_encode(&d, in, cut, enc) == 0);
+    CHECK(pst_smtpc_data_encode(&d, in + cut, size - cut, enc) == 0);
+    CHECK(pst_smtpc_data_end(&d, enc) == 0);
+    CHECK(d.out_bytes == pst_buf_len(enc));
+    /* the expected message: CR, LF and CRLF each one line end */
+    for (size_t i = 0; i < size; i++) {
+        if (in[i] == '\r') {
+            CHECK(pst_buf_add(want, "\r\n", 2) == 0);
+            if (i + 1 < size && in[i + 1] == '\n')
+                i++;
+        } else if (in[i] == '\n') {
+            CHECK(pst_buf_add(want, "\r\n", 2) == 0);
+        } else {
+            CHECK(pst_buf_addc(want, in[i]) == 0);
+        }
+    }
+    size_t wl = pst_buf_len(want);
+    if (wl > 0 && !(wl >= 2 && memcmp(pst_buf_data(want) + wl - 2, "\r\n", 2) == 0))
+        CHECK(pst_buf_add(want, "\r\n", 2) == 0);
+    struct pst_smtp_data sd;
+    pst_smtp_data_init(&sd, PST_SMTP_DATA_DOT, 0);
+    size_t used = 0;
+    int rc = pst_smtp_data_feed(&sd, pst_buf_data(enc), pst_buf_len(enc), &used, got);
+    CHECK(rc == 1 && used == pst_buf_len(enc) && sd.bare_eol == 0);
+    CHECK(pst_buf_len(got) == pst_buf_len(want));
+    CHECK(memcmp(pst_buf_data(got), pst_buf_data(want), pst_buf_len(want)) == 0);
+out:
+    pst_buf_free(enc);
+    pst_buf_free(want);
+    pst_buf_free(got);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    dot_roundtrip(data, size);
     int a[MAXR], b[MAXR], ra, rb;
     int na = parse_all((const char *)data, size, 0, a, &ra);
     int nb = parse_all((const char *)data, size, 1, b, &rb);
