@@ -235,6 +235,25 @@ def test_postfix_without_starttls(rig, peers, tmp_path):
     assert r["tls"]["failure"] == "starttls-not-supported"
 
 
+def test_postfix_one_recipient_refused(rig, tmp_path):
+    p = rig.postfix("mx-refuse.smtpc.test", tls=None, main={
+        "smtpd_recipient_restrictions":
+            "check_recipient_access inline:{{nobody@example.test=550 5.1.1 no such user}}, "
+            "permit"})
+    r = to_peer(p, message(tmp_path, "smtpc-partial"),
+                rcpts=("alice@example.test", "nobody@example.test", "bob@example.test"))
+    assert r["status"] == "ok", r
+    assert r["ext"]["pipelining"]
+    got = [(x["status"], x["code"], x["enh"], x["stage"]) for x in r["rcpts"]]
+    assert got == [("ok", 250, "2.0.0", "after end of data"),
+                   ("perm", 550, "5.1.1", "after RCPT TO"),
+                   ("ok", 250, "2.0.0", "after end of data")], r
+    assert "no such user" in r["rcpts"][1]["text"]
+    p.wait(1, match="smtpc-partial", rcpt="alice@example.test")
+    p.wait(1, match="smtpc-partial", rcpt="bob@example.test")
+    assert p.messages("nobody@example.test") == []
+
+
 def test_postfix_size_limit_and_smtputf8(rig, tmp_path):
     p = rig.postfix("mx-small.smtpc.test", tls=None,
                     main={"message_size_limit": "2000", "smtputf8_enable": "no"})
