@@ -495,6 +495,8 @@ static unsigned stage_timeout(const struct pst_smtp_client_timeouts *t, enum pst
         return dflt(t->dot, 600000);
     case PST_SMTPC_STAGE_TLS:
         return dflt(t->tls, 60000);
+    case PST_SMTPC_STAGE_QUIT:
+        return dflt(t->quit, 30000);
     default:
         return dflt(t->command, 300000);
     }

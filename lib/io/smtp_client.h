@@ -57,6 +57,7 @@ struct pst_smtp_client_timeouts {
     unsigned data_init;  /* DATA: 2 min */
     unsigned data_block; /* each write of the message: 3 min */
     unsigned dot;        /* the end of data: 10 min */
+    unsigned quit;       /* the reply to QUIT: 30 s (the mail is gone by then) */
 };
 
 /* TLS-RPT result types (RFC 8460 4.3) for the outcome of TLS with a peer. */

@@ -27,6 +27,7 @@ struct srv {
     char got[65536];            /* everything the client sent */
     size_t gotlen;
     int silent; /* never greet */
+    int hold;   /* after the script, keep the connection until the client closes */
     pthread_t th;
 };
 
@@ -72,6 +73,11 @@ static void *serve(void *arg)
         in_data = strstr(*r, "354 ") != NULL;
         if (**r != '\0' && write(fd, *r, strlen(*r)) < 0)
             break;
+    }
+    if (s->hold) {
+        char b[64];
+        while (read(fd, b, sizeof(b)) > 0)
+            ;
     }
 out:
     close(fd);
@@ -236,13 +242,40 @@ static void test_refused_arguments(void **state)
     close(fd);
 }
 
+/* A server that never answers QUIT: the delivery stands, and the wait
+ * ends at the QUIT timeout. */
+static void test_no_reply_to_quit(void **state)
+{
+    static const char *const replies[] = {
+        "220 t\r\n", "250 t\r\n", "250 ok\r\n", "250 ok\r\n", "354 go\r\n", "250 2.0.0 queued\r\n",
+        "",          NULL,
+    };
+    struct srv s;
+    srv_start(&s, replies, 0);
+    s.hold = 1;
+    int fd = msg_file("x\r\n");
+    struct pst_smtp_client_opts o = {0};
+    o.unix_path = s.path;
+    o.ehlo_name = "me.example";
+    o.timeouts.quit = 200;
+    struct pst_smtp_client_msg m = {"", rcpts, 1, 0, 0, NULL, NULL};
+    struct pst_smtp_client_result r;
+    assert_int_equal(pst_smtp_client_deliver(&o, &m, fd, &r), 0);
+    srv_stop(&s);
+    assert_non_null(strstr(s.got, "\r\n.\r\nQUIT\r\n"));
+    assert_int_equal(r.status, PST_SMTPC_OK);
+    assert_string_equal(r.text, "250 2.0.0 queued");
+    assert_int_equal(r.rcpts[0].status, PST_SMTPC_OK);
+    pst_smtp_client_result_free(&r);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_transaction),
-        cmocka_unit_test(test_no_socket),
-        cmocka_unit_test(test_greeting_timeout),
-        cmocka_unit_test(test_refused_arguments),
+        cmocka_unit_test(test_transaction),      cmocka_unit_test(test_no_socket),
+        cmocka_unit_test(test_greeting_timeout), cmocka_unit_test(test_refused_arguments),
+        cmocka_unit_test(test_no_reply_to_quit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
