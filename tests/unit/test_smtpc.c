@@ -444,7 +444,11 @@ static void test_auth_login_and_failure(void **state)
                "S: 535 5.7.8 Authentication credentials invalid\nC: QUIT\nS: 221 bye\n");
     struct pst_smtpc_outcome o;
     pst_smtpc_session(r->e, &o);
-    want_outcome(&o, PST_SMTPC_PERM, 535, "5.7.8", PST_SMTPC_STAGE_AUTH, NULL);
+    /* refused credentials defer the mail, they do not bounce it */
+    want_outcome(&o, PST_SMTPC_TEMP, 535, "5.7.8", PST_SMTPC_STAGE_AUTH,
+                 "535 5.7.8 Authentication credentials invalid");
+    pst_smtpc_rcpt_outcome(r->e, 0, &o);
+    assert_int_equal(o.status, PST_SMTPC_TEMP);
     finish(r);
 }
 

@@ -567,6 +567,15 @@ static void all_refused(struct pst_smtpc *e)
     }
 }
 
+/* Refused credentials are our configuration's fault, not the message's:
+ * temporary, whatever the code (as Postfix's smtp_sasl_auth_soft_bounce). */
+static void auth_failed(struct pst_smtpc *e, const struct pst_smtpc_reply *r)
+{
+    fail_reply(e, r, PST_SMTPC_STAGE_AUTH);
+    if (e->stage == PST_SMTPC_STAGE_AUTH)
+        e->status = PST_SMTPC_TEMP;
+}
+
 static void on_trans(struct pst_smtpc *e, const struct pst_smtpc_reply *r)
 {
     size_t n = e->cfg.nrcpts;
@@ -713,7 +722,7 @@ static void on_reply(struct pst_smtpc *e, const struct pst_smtpc_reply *r)
             start_mail(e);
             return;
         }
-        fail_reply(e, r, PST_SMTPC_STAGE_AUTH);
+        auth_failed(e, r);
         return;
     case S_AUTH_LOGIN:
     case S_AUTH_USER:
@@ -727,7 +736,7 @@ static void on_reply(struct pst_smtpc *e, const struct pst_smtpc_reply *r)
             }
             return;
         }
-        fail_reply(e, r, PST_SMTPC_STAGE_AUTH);
+        auth_failed(e, r);
         return;
     case S_TRANS:
         on_trans(e, r);

@@ -61,6 +61,8 @@
  *    so (auth_plaintext_ok, for a unix socket or tests). With credentials
  *    and no TLS, no AUTH offered, or no PLAIN/LOGIN offered, the session
  *    fails temporarily (4.7.0) rather than send the mail unauthenticated.
+ *    A refusal of the credentials (535 and the like) is temporary too: it
+ *    is a configuration problem, not a reason to bounce the mail.
  *  - After the 220 reply to STARTTLS, bytes the server sent in plaintext
  *    are discarded and counted (RFC 3207 4.2: knowledge from before TLS is
  *    dropped, EHLO is sent again and its extensions replace the old ones).
