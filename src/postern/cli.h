@@ -50,6 +50,10 @@ void cmd_dmarc_usage(FILE *f);
 int cmd_auth(int argc, char **argv);
 void cmd_auth_usage(FILE *f);
 
+/* `postern user add|passwd|del|list [--users FILE]` (cmd_user.c). */
+int cmd_user(int argc, char **argv);
+void cmd_user_usage(FILE *f);
+
 struct pst_resolver;
 
 /* The DNS options of every command that does DNS: --dns-server ADDR[:PORT],

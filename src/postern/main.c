@@ -17,6 +17,7 @@ static const struct cli_cmd commands[] = {
     {"dmarc", cmd_dmarc, cmd_dmarc_usage, "find and check DMARC policy records"},
     {"spf", cmd_spf, cmd_spf_usage, "check a client address against a domain's SPF policy"},
     {"auth", cmd_auth, cmd_auth_usage, "run the SPF, DKIM and DMARC checks of received mail on a message"},
+    {"user", cmd_user, cmd_user_usage, "manage the submission users (AUTH) and their addresses"},
     {"help", cmd_help, cmd_help_usage, "show this help, or a command's"},
     {"version", cmd_version, cmd_version_usage, "print the version"},
 };

@@ -219,8 +219,7 @@ static void test_hash_verify(void **state)
     assert_int_equal(pst_users_verify(u, "alice", "wrong", 5, NULL), PST_USERS_MISMATCH);
     double known = now_s() - t0;
     t0 = now_s();
-    assert_int_equal(pst_users_verify(u, "mallory", PW, strlen(PW), &who),
-                     PST_USERS_UNKNOWN);
+    assert_int_equal(pst_users_verify(u, "mallory", PW, strlen(PW), &who), PST_USERS_UNKNOWN);
     double unknown = now_s() - t0;
     print_message("# verify: known user %.4fs, unknown user %.4fs\n", known, unknown);
     assert_true(unknown > known * 0.3);
