@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,51 @@ static void test_hash_verify(void **state)
     pst_users_free(u);
 }
 
+/* ---- threads ---- */
+
+struct verify_job {
+    const struct pst_users *u;
+    const char *name, *pw;
+    int want;
+    int bad; /* results that differed */
+};
+
+static void *verify_thread(void *arg)
+{
+    struct verify_job *j = arg;
+    for (int i = 0; i < 3; i++)
+        if (pst_users_verify(j->u, j->name, j->pw, strlen(j->pw), NULL) != j->want)
+            j->bad++;
+    return NULL;
+}
+
+/* The daemon verifies from worker threads: concurrent calls on one table
+ * each get their own answer. */
+static void test_verify_threads(void **state)
+{
+    (void)state;
+    struct pst_users *u = NULL;
+    const char *text = "bob:" H ":\n";
+    assert_int_equal(pst_users_parse(text, strlen(text), "f", &u, NULL, 0), 0);
+    struct verify_job jobs[4] = {
+        {u, "bob", "pw", PST_USERS_OK, 0},
+        {u, "bob", "wrong", PST_USERS_MISMATCH, 0},
+        {u, "nobody", "pw", PST_USERS_UNKNOWN, 0},
+        {u, "BOB", "pw", PST_USERS_OK, 0},
+    };
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, verify_thread, &jobs[i]), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    for (int i = 0; i < 4; i++) {
+        if (jobs[i].bad != 0)
+            print_error("%s/%s: %d wrong answers\n", jobs[i].name, jobs[i].pw, jobs[i].bad);
+        assert_int_equal(jobs[i].bad, 0);
+    }
+    pst_users_free(u);
+}
+
 /* ---- files ---- */
 
 static char dir[64];
@@ -404,13 +450,10 @@ static void test_edit_through_symlink(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_table),
-        cmocka_unit_test(test_parse_bounds),
-        cmocka_unit_test(test_lookup),
-        cmocka_unit_test(test_hash_verify),
-        cmocka_unit_test(test_load_mode),
-        cmocka_unit_test(test_edits),
-        cmocka_unit_test(test_edit_through_symlink),
+        cmocka_unit_test(test_parse_table),    cmocka_unit_test(test_parse_bounds),
+        cmocka_unit_test(test_lookup),         cmocka_unit_test(test_hash_verify),
+        cmocka_unit_test(test_verify_threads), cmocka_unit_test(test_load_mode),
+        cmocka_unit_test(test_edits),          cmocka_unit_test(test_edit_through_symlink),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
