@@ -103,6 +103,11 @@ static void test_plain_continuation(void **state)
         assert_int_equal(pst_sasl_start(&s, "PLAIN", 5, 1, &out), 0);
         assert_int_equal(out.step, PST_SASL_STEP_CHALLENGE);
         assert_string_equal(out.challenge, "");
+        struct pst_buf *b = pst_buf_new(16);
+        assert_non_null(b);
+        assert_int_equal(pst_sasl_challenge_add(b, &out), 0);
+        assert_string_equal(pst_buf_data(b), "334 \r\n");
+        pst_buf_free(b);
         const char *line = t->b64 != NULL ? t->b64 : b64(t->raw, t->rawlen);
         assert_int_equal(pst_sasl_continue(&s, line, strlen(line), &out), 0);
         int ok = (int)out.step == t->step;
@@ -223,6 +228,10 @@ static void test_login(void **state)
     assert_int_equal(pst_sasl_start(&s, "LOGIN", 5, 1, &out), 0);
     assert_int_equal(out.step, PST_SASL_STEP_CHALLENGE);
     assert_string_equal(out.challenge, "VXNlcm5hbWU6"); /* Username: */
+    struct pst_buf *b = pst_buf_new(64);
+    assert_non_null(b);
+    assert_int_equal(pst_sasl_challenge_add(b, &out), 0);
+    assert_string_equal(pst_buf_data(b), "334 VXNlcm5hbWU6\r\n");
     const char *u = b64("alice", 5);
     assert_int_equal(pst_sasl_continue(&s, u, strlen(u), &out), 0);
     assert_int_equal(out.step, PST_SASL_STEP_CHALLENGE);
@@ -233,6 +242,10 @@ static void test_login(void **state)
     assert_string_equal(s.authcid, "alice");
     assert_string_equal(s.passwd, "se:cret");
     assert_int_equal(s.mech, PST_SASL_MECH_LOGIN);
+    pst_buf_reset(b);
+    assert_int_equal(pst_sasl_challenge_add(b, &out), PST_ERR_INVAL); /* not a challenge */
+    assert_int_equal(pst_buf_len(b), 0);
+    pst_buf_free(b);
     pst_sasl_clear(&s);
 
     /* initial response carries the user name */

@@ -45,6 +45,14 @@ int pst_sasl_reply_add(struct pst_buf *out, enum pst_sasl_result r)
     return pst_smtp_reply(out, p->code, p->enh, "%s", p->text);
 }
 
+int pst_sasl_challenge_add(struct pst_buf *b, const struct pst_sasl_out *out)
+{
+    if (b == NULL || out == NULL || out->step != PST_SASL_STEP_CHALLENGE || out->challenge == NULL)
+        return PST_ERR_INVAL;
+    /* RFC 4954 4: "334" SP [base64] CRLF, the SP even with no data */
+    return pst_buf_addf(b, "334 %s\r\n", out->challenge);
+}
+
 int pst_sasl_result_counts(enum pst_sasl_result r)
 {
     return r == PST_SASL_BAD_CREDENTIALS;

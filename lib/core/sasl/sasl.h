@@ -21,11 +21,11 @@
  *   3. pst_authlimit_check(lim, ip, now) != 0
  *                                     -> PST_SASL_RATE_LIMITED 454 4.7.0
  *   4. pst_sasl_start(&s, arg, strlen(arg), tls, &out), then act on out:
- *        PST_SASL_STEP_CHALLENGE: send "334 " out.challenge CRLF
- *          (pst_smtp_reply cannot format 334 with no text after the
- *          space, so write the line yourself: "334 " + challenge +
- *          "\r\n"; the challenge is base64 or ""), then read the next
- *          line and call pst_sasl_continue(&s, line, len, &out). The
+ *        PST_SASL_STEP_CHALLENGE: send "334 " out.challenge CRLF with
+ *          pst_sasl_challenge_add(buf, &out) (the empty challenge is
+ *          "334 " with its space, RFC 4954 4, which pst_smtp_reply would
+ *          not write), then read the next line and call
+ *          pst_sasl_continue(&s, line, len, &out). The
  *          line is read raw (it is not an SMTP command; "*" cancels).
  *          Accept lines up to PST_SASL_MAX_LINE octets without CRLF; for
  *          a longer line, discard it up to its CRLF and pass any
@@ -104,6 +104,7 @@
 #include <stdint.h>
 
 struct pst_buf;
+struct pst_sasl_out;
 
 #define PST_SASL_MAX_FIELD 255 /* octets of authzid, authcid or passwd */
 /* Longest base64 response line (without CRLF): enough for a PLAIN message
@@ -143,6 +144,10 @@ struct pst_sasl_reply {
 const struct pst_sasl_reply *pst_sasl_reply(enum pst_sasl_result r);
 /* Appends the reply line for r to out (pst_smtp_reply); its return. */
 int pst_sasl_reply_add(struct pst_buf *out, enum pst_sasl_result r);
+/* Appends "334 <challenge>\r\n" for a STEP_CHALLENGE output ("334 \r\n"
+ * for the empty challenge). 0, PST_ERR_INVAL when out is not a challenge,
+ * or pst_buf_add's error. */
+int pst_sasl_challenge_add(struct pst_buf *b, const struct pst_sasl_out *out);
 /* 1 when the result is a failed authentication attempt that the limiter
  * counts (PST_SASL_BAD_CREDENTIALS only: wrong password, unknown user, a
  * malformed PLAIN message or an authzid that is not the authcid); 0 for
