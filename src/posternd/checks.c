@@ -29,6 +29,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <openssl/rand.h>
+
 #include "buf.h"
 #include "daemon.h"
 #include "dkim.h"
@@ -36,6 +38,7 @@
 #include "err.h"
 #include "log.h"
 #include "auth.h"
+#include "dsn.h"
 #include "authres.h"
 #include "msg.h"
 #include "psl.h"
@@ -346,28 +349,34 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* The kept message: our Authentication-Results field, the header section
- * without forged ones (RFC 8601 5), then the rest of the file from hlen
- * on. The new file replaces the spooled one (pst_queue_rewrite_*). */
-static int rewrite(struct check *k, const struct pst_auth *au, const char *hdr, size_t hlen,
-                   char *chunk)
+/* Writes the kept message to a new spool file that replaces the old one
+ * (pst_queue_rewrite_*): prefix (fields put on top), the header section
+ * hdr[0..hlen) (without incoming Authentication-Results fields that carry
+ * our authserv-id when strip is set: RFC 8601 5), suffix (fields added
+ * at the end of the header section), then the rest of the file from hlen
+ * on (the empty line and the body). */
+static int rewrite(struct check *k, const struct pst_buf *prefix, const char *hdr, size_t hlen,
+                   int strip, const struct pst_buf *suffix, char *chunk)
 {
-    struct pst_buf *out = pst_buf_new(HEADER_MAX + 64 * 1024);
+    struct pst_buf *out = pst_buf_new(HEADER_MAX + 256 * 1024);
     int nfd = -1, ok = 0;
     size_t removed = 0;
     const char *why = NULL;
     if (out == NULL)
         return -1;
-    if (pst_auth_header(au, out) != 0)
+    if (prefix != NULL && pst_buf_add(out, pst_buf_data(prefix), pst_buf_len(prefix)) != 0)
         goto done;
-    size_t arlen = pst_buf_len(out);
-    if (pst_authres_strip(hdr, hlen, k->cr->conf->authserv_id, out, &removed, &why) != 0) {
-        /* a header that does not split: kept as it came (nothing in it
-         * can be read as a field of ours by a split-based reader either) */
-        pst_buf_truncate(out, arlen);
+    size_t mark = pst_buf_len(out);
+    if (!strip ||
+        pst_authres_strip(hdr, hlen, k->cr->conf->authserv_id, out, &removed, &why) != 0) {
+        /* nothing to strip, or a header that does not split: kept as it
+         * came (no split-based reader finds a field of ours in it either) */
+        pst_buf_truncate(out, mark);
         if (pst_buf_add(out, hdr, hlen) != 0)
             goto done;
     }
+    if (suffix != NULL && pst_buf_add(out, pst_buf_data(suffix), pst_buf_len(suffix)) != 0)
+        goto done;
     if (pst_queue_rewrite_open(k->d->queue, k->id, &nfd) != 0) {
         nfd = -1;
         goto done;
@@ -397,8 +406,7 @@ done:
         }
         if (removed > 0)
             pst_buf_addf(k->summary,
-                         "; removed %zu Authentication-Results field%s with our "
-                         "authserv-id",
+                         "; removed %zu Authentication-Results field%s with our authserv-id",
                          removed, removed == 1 ? "" : "s");
         k->r.newfd = nfd;
         return 0;
@@ -452,25 +460,19 @@ static const char *action_name(enum pstd_check_action a)
     }
 }
 
-static void check_work(void *arg)
+/* Reads the header section of the spooled message into hdr (with the
+ * first bytes of the body that came along): *hlen ends with the CRLF of
+ * its last field, *body_at is where the body starts, *off how far the file
+ * was read. -1 when the header section is larger than HEADER_MAX (the
+ * result says 552), -2 when memory ran out. */
+static int read_header(struct check *k, struct pst_buf *hdr, char *chunk, off_t *off, size_t *hlen,
+                       size_t *body_at)
 {
-    struct check *k = arg;
-    const struct pst_conf *c = k->cr->conf;
-    struct pst_buf *hdr = pst_buf_new(HEADER_MAX);
-    char *chunk = malloc(READ_CHUNK);
-    struct pst_auth *au = NULL;
-    if (hdr == NULL || chunk == NULL) {
-        pst_buf_addstr(k->summary, "checks not run (out of memory)");
-        k->r.action = PSTD_CHECK_TEMPFAIL;
-        snprintf(k->reason, sizeof(k->reason), "Local resources exhausted, try again later");
-        goto out;
-    }
-    /* the header section: up to and including the empty line */
-    off_t off = 0;
-    size_t body_at = 0;
     const char *eoh = NULL;
+    *off = 0;
+    *body_at = 0;
     while (eoh == NULL) {
-        ssize_t r = pread(k->fd, chunk, READ_CHUNK, off);
+        ssize_t r = pread(k->fd, chunk, READ_CHUNK, *off);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -479,26 +481,181 @@ static void check_work(void *arg)
         if (pst_buf_add(hdr, chunk, (size_t)r) != 0) {
             /* larger than any header section the parsers accept
              * (PST_MSG_MAX_HEADER): nothing could be checked */
-            pst_buf_addstr(k->summary, "header section too large to check");
+            pst_buf_addstr(k->summary, "header section too large");
             k->r.action = PSTD_CHECK_REJECT;
             k->r.code = 552;
             k->r.enh = "5.3.4";
             snprintf(k->reason, sizeof(k->reason), "Message header section exceeds fixed limit");
-            goto out;
+            return -1;
         }
-        off += r;
+        *off += r;
         /* look from a little before the new bytes, in case CRLFCRLF straddles */
         size_t from = before > 3 ? before - 3 : 0;
         const char *p = pst_buf_data(hdr);
         eoh = memmem(p + from, pst_buf_len(hdr) - from, "\r\n\r\n", 4);
         if (eoh != NULL)
-            body_at = (size_t)(eoh - p) + 4;
+            *body_at = (size_t)(eoh - p) + 4;
     }
     if (eoh == NULL)
-        body_at = pst_buf_len(hdr); /* no body: the whole file is the header */
-    /* the header section given to the checks ends with the CRLF of its
-     * last field */
-    size_t hlen = eoh != NULL ? body_at - 2 : body_at;
+        *body_at = pst_buf_len(hdr); /* no body: the whole file is the header */
+    *hlen = eoh != NULL ? *body_at - 2 : *body_at;
+    return 0;
+}
+
+static void nomem(struct check *k)
+{
+    pst_buf_addstr(k->summary, "checks not run (out of memory)");
+    k->r.action = PSTD_CHECK_TEMPFAIL;
+    snprintf(k->reason, sizeof(k->reason), "Local resources exhausted, try again later");
+}
+
+/* Feeds the rest of the file from off (after what hdr holds past body_at). */
+static void feed_body(struct check *k, const struct pst_buf *hdr, size_t body_at, off_t off,
+                      char *chunk, void (*feed)(void *, const char *, size_t), void *arg)
+{
+    if (body_at < pst_buf_len(hdr))
+        feed(arg, pst_buf_data(hdr) + body_at, pst_buf_len(hdr) - body_at);
+    for (;;) {
+        ssize_t r = pread(k->fd, chunk, READ_CHUNK, off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        feed(arg, chunk, (size_t)r);
+        off += r;
+    }
+}
+
+static void feed_auth(void *arg, const char *p, size_t n)
+{
+    pst_auth_body(arg, p, n);
+}
+
+static void feed_sign(void *arg, const char *p, size_t n)
+{
+    pst_dkim_sign_body(arg, p, n);
+}
+
+/* A submitted message (an authenticated or local sender): Date and
+ * Message-ID when missing (RFC 6409 8.2 and 8.3), then DKIM signatures of
+ * the author's domain when we have its keys (RFC 6376 5), on top. */
+static void submission_work(struct check *k)
+{
+    const struct pst_conf *c = k->cr->conf;
+    struct pst_buf *hdr = pst_buf_new(HEADER_MAX);
+    struct pst_buf *add = pst_buf_new(4096);
+    struct pst_buf *full = NULL, *sigs = NULL;
+    struct pst_msg_header *mh = NULL;
+    struct pst_dkim_signing *g = NULL;
+    char *chunk = malloc(READ_CHUNK);
+    off_t off = 0;
+    size_t hlen = 0, body_at = 0;
+    if (hdr == NULL || add == NULL || chunk == NULL) {
+        nomem(k);
+        goto out;
+    }
+    if (read_header(k, hdr, chunk, &off, &hlen, &body_at) != 0)
+        goto out;
+    const char *why = NULL;
+    if (pst_msg_split(pst_buf_data(hdr), hlen, NULL, &mh, &why) != 0) {
+        /* RFC 6409 8: the MSA may reject what it cannot fix */
+        pst_buf_addf(k->summary, "submission: header section does not parse (%s)", why ? why : "?");
+        k->r.action = PSTD_CHECK_REJECT;
+        k->r.code = 554;
+        k->r.enh = "5.6.0";
+        snprintf(k->reason, sizeof(k->reason), "Message header does not parse: %.200s",
+                 why ? why : "syntax error");
+        goto out;
+    }
+    time_t now = time(NULL);
+    if (pst_msg_count(mh, "Date") == 0) {
+        pst_buf_addstr(add, "Date: ");
+        pst_dsn_date(add, now);
+        pst_buf_addstr(add, "\r\n");
+    }
+    if (pst_msg_count(mh, "Message-ID") == 0) {
+        unsigned char rnd[12];
+        RAND_bytes(rnd, sizeof(rnd));
+        pst_buf_addstr(add, "Message-ID: <");
+        for (size_t i = 0; i < sizeof(rnd); i++)
+            pst_buf_addf(add, "%02x", rnd[i]);
+        pst_buf_addf(add, ".%s@%s>\r\n", k->id, c->hostname);
+    }
+    /* the signing domain: the author's (From), for DMARC alignment */
+    char dom[PST_DMARC_DOMAIN_MAX] = "";
+    enum pst_dmarc_from fr;
+    const struct pst_dkim_signer *sg = NULL;
+    if (pst_dmarc_author_domain(mh, dom, sizeof(dom), &fr) == 0)
+        sg = pstd_signer_for(k->cr->signers, dom);
+    if (sg != NULL) {
+        full = pst_buf_new(HEADER_MAX + 8192);
+        sigs = pst_buf_new(64 * 1024);
+        if (full == NULL || sigs == NULL || pst_buf_add(full, pst_buf_data(hdr), hlen) != 0 ||
+            pst_buf_add(full, pst_buf_data(add), pst_buf_len(add)) != 0) {
+            nomem(k);
+            goto out;
+        }
+        int rc = pst_dkim_sign_start(sg, pst_buf_data(full), pst_buf_len(full), (int64_t)now, &g);
+        if (rc == 0) {
+            feed_body(k, hdr, body_at, off, chunk, feed_sign, g);
+            rc = pst_dkim_sign_finish(g, sigs);
+        }
+        if (rc != 0) {
+            /* unsigned mail from a signing domain would fail DMARC later:
+             * better the sender hears it now */
+            pst_buf_addf(k->summary, "submission: DKIM signing for %s failed (%s)", dom,
+                         pst_strerror(rc));
+            k->r.action = PSTD_CHECK_TEMPFAIL;
+            k->r.code = 451;
+            k->r.enh = "4.7.0";
+            snprintf(k->reason, sizeof(k->reason), "Cannot sign the message now, try again later");
+            goto out;
+        }
+        pst_buf_addf(k->summary, "submission: signed for %s", dom);
+    } else {
+        pst_buf_addf(k->summary, "submission: not signed (no key for %s)",
+                     dom[0] ? dom : "(no From)");
+    }
+    if (pst_buf_len(add) > 0)
+        pst_buf_addf(k->summary, "; added%s%s", strstr(pst_buf_data(add), "Date:") ? " Date" : "",
+                     strstr(pst_buf_data(add), "Message-ID:") ? " Message-ID" : "");
+    k->r.action = PSTD_CHECK_ACCEPT;
+    if ((sigs != NULL || pst_buf_len(add) > 0) &&
+        rewrite(k, sigs, pst_buf_data(hdr), hlen, 0, add, chunk) != 0) {
+        k->r.action = PSTD_CHECK_TEMPFAIL;
+        k->r.code = 451;
+        k->r.enh = "4.3.0";
+        snprintf(k->reason, sizeof(k->reason), "Queue write failed, try again later");
+    }
+out:
+    pst_dkim_signing_free(g);
+    pst_msg_header_free(mh);
+    pst_buf_free(hdr);
+    pst_buf_free(add);
+    pst_buf_free(full);
+    pst_buf_free(sigs);
+    free(chunk);
+}
+
+static void check_work(void *arg)
+{
+    struct check *k = arg;
+    if (k->in.authenticated) {
+        submission_work(k);
+        return;
+    }
+    const struct pst_conf *c = k->cr->conf;
+    struct pst_buf *hdr = pst_buf_new(HEADER_MAX);
+    char *chunk = malloc(READ_CHUNK);
+    struct pst_auth *au = NULL;
+    off_t off = 0;
+    size_t hlen = 0, body_at = 0;
+    if (hdr == NULL || chunk == NULL) {
+        nomem(k);
+        goto out;
+    }
+    if (read_header(k, hdr, chunk, &off, &hlen, &body_at) != 0)
+        goto out;
 
     struct tstate *t = tstate_get(k->cr);
     if (t == NULL || t->res == NULL) {
@@ -520,22 +677,10 @@ static void check_work(void *arg)
                               .dmarc_psl = t->psl ? pst_psl_dmarc(t->psl) : NULL};
     struct pst_auth_in in = {.ip = k->in.ip, .helo = k->in.helo, .mailfrom = k->in.sender};
     if (pst_auth_start(&o, &in, pst_buf_data(hdr), hlen, &au) != 0) {
-        pst_buf_addstr(k->summary, "checks not run (out of memory)");
-        k->r.action = PSTD_CHECK_TEMPFAIL;
-        snprintf(k->reason, sizeof(k->reason), "Local resources exhausted, try again later");
+        nomem(k);
         goto out;
     }
-    if (body_at < pst_buf_len(hdr))
-        pst_auth_body(au, pst_buf_data(hdr) + body_at, pst_buf_len(hdr) - body_at);
-    for (;;) {
-        ssize_t r = pread(k->fd, chunk, READ_CHUNK, off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        pst_auth_body(au, chunk, (size_t)r);
-        off += r;
-    }
+    feed_body(k, hdr, body_at, off, chunk, feed_auth, au);
     if (pst_auth_finish(au) != 0) {
         pst_buf_addstr(k->summary, "checks not finished (out of memory)");
         k->r.action = PSTD_CHECK_TEMPFAIL;
@@ -571,7 +716,12 @@ static void check_work(void *arg)
         break;
     default:
         k->r.quarantine = k->r.action == PSTD_CHECK_QUARANTINE;
-        if (rewrite(k, au, pst_buf_data(hdr), hlen, chunk) != 0) {
+        struct pst_buf *ar = pst_buf_new(64 * 1024);
+        int wrc = ar != NULL && pst_auth_header(au, ar) == 0
+                      ? rewrite(k, ar, pst_buf_data(hdr), hlen, 1, NULL, chunk)
+                      : -1;
+        pst_buf_free(ar);
+        if (wrc != 0) {
             k->r.action = PSTD_CHECK_TEMPFAIL;
             k->r.code = 451;
             k->r.enh = "4.3.0";

@@ -35,6 +35,7 @@
 #include <libconfig.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "pst_config.h"
 #include "resolver.h"
 
 #define PST_CONF_MAX_FILE (1024 * 1024)
@@ -719,8 +721,8 @@ struct addr {
 static int parse_listener(struct ctx *c, const config_setting_t *g, const struct pst_conf *conf,
                           struct pst_listener_conf *l, struct addr *a)
 {
-    static const char *const keys[] = {"address", "port", "mode", "starttls", NULL};
-    static const char *const modes[] = {"smtp", "tls", NULL};
+    static const char *const keys[] = {"address", "port", "path", "mode", "starttls", NULL};
+    static const char *const modes[] = {"smtp", "tls", "submission", "submissions", "local", NULL};
     const int have_tls = conf->tls_cert != NULL && conf->tls_key != NULL;
     const config_setting_t *s;
     const char *v;
@@ -729,11 +731,28 @@ static int parse_listener(struct ctx *c, const config_setting_t *g, const struct
 
     if ((rc = check_keys(c, g, keys)) < 0)
         return rc;
+    if ((rc = get_choice(c, g, "mode", modes, &mode)) < 0)
+        return rc;
+    memset(a, 0, sizeof *a);
+    if (mode == 4) {
+        /* local submission on a unix socket */
+        if (config_setting_get_member(g, "address") || config_setting_get_member(g, "port") ||
+            config_setting_get_member(g, "starttls"))
+            return fail(c, g, "mode \"local\" takes a path, not an address, port or starttls");
+        if ((rc = get_str(c, g, "path", &v)) < 0)
+            return rc;
+        if (rc == 0 || v[0] != '/' || strlen(v) >= 100)
+            return fail(c, g, "mode \"local\" needs an absolute socket path (under 100 bytes)");
+        l->mode = PST_LISTEN_UNIX;
+        a->family = AF_UNIX;
+        return dup_str(c, v, &l->path);
+    }
+    if (config_setting_get_member(g, "path"))
+        return fail(c, config_setting_get_member(g, "path"), "only for mode \"local\"");
     if ((rc = get_str(c, g, "address", &v)) < 0)
         return rc;
     if (rc == 0)
         return fail(c, g, "listener needs an address (\"0.0.0.0\", \"::\", ...)");
-    memset(a, 0, sizeof *a);
     if (inet_pton(AF_INET, v, a->bytes) == 1)
         a->family = AF_INET;
     else if (inet_pton(AF_INET6, v, a->bytes) == 1)
@@ -748,21 +767,24 @@ static int parse_listener(struct ctx *c, const config_setting_t *g, const struct
     if (rc == 0)
         return fail(c, g, "listener needs a port");
     l->port = (int)port;
-    if ((rc = get_choice(c, g, "mode", modes, &mode)) < 0)
-        return rc;
-    l->mode = mode == 1 ? PST_LISTEN_TLS : PST_LISTEN_SMTP;
+    l->mode = (mode == 1 || mode == 3) ? PST_LISTEN_TLS : PST_LISTEN_SMTP;
+    l->submission = mode == 2 || mode == 3;
     s = config_setting_get_member(g, "starttls");
     if (s != NULL && l->mode == PST_LISTEN_TLS)
         return fail(c, s, "applies only to mode \"smtp\" (mode \"tls\" is TLS from the start)");
+    if (s != NULL && mode == 2)
+        return fail(c, s, "mode \"submission\" always offers STARTTLS (AUTH needs it)");
     if ((rc = get_bool(c, g, "starttls", &starttls)) < 0)
         return rc;
-    l->starttls = l->mode == PST_LISTEN_SMTP && starttls;
+    l->starttls = l->mode == PST_LISTEN_SMTP && (starttls || mode == 2);
     if (!have_tls && l->mode == PST_LISTEN_TLS) {
         s = config_setting_get_member(g, "mode");
-        return fail(c, s, "mode \"tls\" needs tls.certificate and tls.key (or tls.generate)");
+        return fail(c, s, "mode \"%s\" needs tls.certificate and tls.key (or tls.generate)",
+                    modes[mode]);
     }
     if (!have_tls && l->starttls)
-        return fail(c, s, "starttls needs tls.certificate and tls.key (or tls.generate)");
+        return fail(c, s ? s : g, "%s needs tls.certificate and tls.key (or tls.generate)",
+                    mode == 2 ? "mode \"submission\"" : "starttls");
     return 0;
 }
 
@@ -794,6 +816,13 @@ static int parse_listeners(struct ctx *c, const config_setting_t *root, struct p
         if ((rc = parse_listener(c, g, conf, l, &addrs[i])) < 0)
             break;
         for (size_t j = 0; j < i; j++) {
+            if (addrs[i].family == AF_UNIX) {
+                if (addrs[j].family == AF_UNIX && strcmp(conf->listeners[j].path, l->path) == 0) {
+                    rc = fail(c, g, "duplicate listener %s", l->path);
+                    break;
+                }
+                continue;
+            }
             if (addrs[j].family == addrs[i].family && conf->listeners[j].port == l->port &&
                 memcmp(addrs[j].bytes, addrs[i].bytes, sizeof addrs[i].bytes) == 0) {
                 rc = fail(c, g, "duplicate listener %s port %d (also on line %u)", l->address,
@@ -1238,6 +1267,40 @@ static int parse_delivery(struct ctx *c, const config_setting_t *root, struct ps
     return 0;
 }
 
+/* submission = { users = "/etc/postern/users"; auth_max_failures = 5;
+ *                auth_window = 600; }; */
+static int parse_submission(struct ctx *c, const config_setting_t *root, struct pst_conf *conf)
+{
+    static const char *const keys[] = {"users", "auth_max_failures", "auth_window", NULL};
+    const config_setting_t *g = NULL;
+    uint64_t v;
+    int rc;
+
+    conf->auth_max_failures = 5;
+    conf->auth_window = 600;
+    for (size_t i = 0; i < conf->nlisteners; i++)
+        if (conf->listeners[i].submission)
+            conf->has_submission = 1;
+    if ((rc = get_group(c, root, "submission", &g)) < 0)
+        return rc;
+    if (rc > 0) {
+        if ((rc = check_keys(c, g, keys)) < 0 ||
+            (rc = get_str_dup(c, g, "users", &conf->users_file)) < 0)
+            return rc;
+        if ((rc = get_uint(c, g, "auth_max_failures", 1, 1000, &v)) < 0)
+            return rc;
+        if (rc > 0)
+            conf->auth_max_failures = (unsigned)v;
+        if ((rc = get_uint(c, g, "auth_window", 1, 86400, &v)) < 0)
+            return rc;
+        if (rc > 0)
+            conf->auth_window = (unsigned)v;
+    }
+    if (conf->users_file == NULL)
+        return dup_str(c, PST_SYSCONFDIR "/users", &conf->users_file);
+    return 0;
+}
+
 /* spf = { verify = true; }; */
 static int parse_spf(struct ctx *c, const config_setting_t *root, struct pst_conf *conf)
 {
@@ -1346,9 +1409,10 @@ static int parse_auth(struct ctx *c, const config_setting_t *root, struct pst_co
 static struct pst_conf *build(struct ctx *c, const config_t *cfg)
 {
     static const char *const top_keys[] = {
-        "hostname", "spool", "mail_root",  "run_as",   "log",     "tls",      "listeners",
-        "domains",  "users", "postmaster", "catchall", "aliases", "limits",   "timeouts",
-        "dns",      "dkim",  "spf",        "dmarc",    "auth",    "delivery", NULL};
+        "hostname",  "spool",    "mail_root",  "run_as",     "log",      "tls",
+        "listeners", "domains",  "users",      "postmaster", "catchall", "aliases",
+        "limits",    "timeouts", "dns",        "dkim",       "spf",      "dmarc",
+        "auth",      "delivery", "submission", NULL};
     const config_setting_t *root = config_root_setting(cfg);
     struct pst_conf *conf = calloc(1, sizeof *conf);
 
@@ -1367,7 +1431,7 @@ static struct pst_conf *build(struct ctx *c, const config_t *cfg)
         parse_timeouts(c, root, conf) < 0 || parse_dns(c, root, conf) < 0 ||
         parse_dkim(c, root, conf) < 0 || parse_spf(c, root, conf) < 0 ||
         parse_dmarc(c, root, conf) < 0 || parse_auth(c, root, conf) < 0 ||
-        parse_delivery(c, root, conf) < 0) {
+        parse_delivery(c, root, conf) < 0 || parse_submission(c, root, conf) < 0) {
         pst_conf_free(conf);
         return NULL;
     }
@@ -1473,8 +1537,10 @@ void pst_conf_free(struct pst_conf *conf)
     free(conf->run_user);
     free(conf->tls_cert);
     free(conf->tls_key);
-    for (size_t i = 0; i < conf->nlisteners; i++)
+    for (size_t i = 0; i < conf->nlisteners; i++) {
         free(conf->listeners[i].address);
+        free(conf->listeners[i].path);
+    }
     free(conf->listeners);
     for (size_t i = 0; i < conf->ndomains; i++)
         free(conf->domains[i]);
@@ -1498,6 +1564,7 @@ void pst_conf_free(struct pst_conf *conf)
     }
     free(conf->dkim_keys);
     free(conf->psl_file);
+    free(conf->users_file);
     free(conf->out_ca_file);
     free(conf->relayhost);
     free(conf->relay_user);

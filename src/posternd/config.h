@@ -16,13 +16,20 @@
 enum pst_listen_mode {
     PST_LISTEN_SMTP = 0, /* plaintext SMTP, STARTTLS when starttls is set */
     PST_LISTEN_TLS = 1,  /* implicit TLS (RFC 8314 style) */
+    PST_LISTEN_UNIX = 2, /* a unix socket for local submission (postern sendmail) */
 };
 
+/* Listener modes in the file: "smtp" (port 25), "tls" (implicit TLS),
+ * "submission" (RFC 6409: STARTTLS, then AUTH before MAIL), "submissions"
+ * (RFC 8314: implicit TLS, then AUTH), "local" (a unix socket: the peer's
+ * uid is the authenticated user). */
 struct pst_listener_conf {
-    char *address; /* numeric IPv4 or IPv6 */
+    char *address; /* numeric IPv4 or IPv6; NULL for a unix socket */
     int port;
+    char *path; /* PST_LISTEN_UNIX: the socket's path */
     enum pst_listen_mode mode;
-    int starttls; /* offer STARTTLS (mode smtp only) */
+    int starttls;   /* offer STARTTLS (mode smtp only) */
+    int submission; /* AUTH required before MAIL; relaying for the authenticated */
 };
 
 struct pst_user_conf {
@@ -130,6 +137,12 @@ struct pst_conf {
     int relay_tls;                 /* 0 starttls required, 1 implicit TLS, 2 opportunistic */
     char *relay_user;              /* AUTH to the relay host, or NULL */
     char *relay_password_file;     /* read at each connection, never logged */
+
+    /* Submission (the submission group) */
+    char *users_file;           /* AUTH users (postern user); default PST_SYSCONFDIR/users */
+    unsigned auth_max_failures; /* failed AUTH per client before 454 */
+    unsigned auth_window;       /* seconds those failures are counted over */
+    int has_submission;         /* a listener needs the users file */
 
     /* DNS (the dns group) */
     char *dns_server;       /* "ADDR[:PORT]" to forward queries to; NULL: resolv.conf */

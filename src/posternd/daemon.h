@@ -26,11 +26,15 @@ typedef struct ssl_ctx_st SSL_CTX;
 
 /* A configuration and the TLS context made from it, reference counted. */
 struct pstd_signers;
+struct pst_users;
+struct pst_authlimit;
 
 struct pstd_confref {
     struct pst_conf *conf;
     SSL_CTX *tls;                 /* NULL when no certificate is configured */
     struct pstd_signers *signers; /* DKIM signing keys, parsed once */
+    struct pst_users *users;      /* AUTH users (submission), or NULL */
+    SSL_CTX *client_tls;          /* remote delivery's TLS client context */
     unsigned long gen;            /* generation: each load gets a new one */
     int refs;                     /* guarded by the daemon's conf lock */
 };
@@ -60,6 +64,7 @@ struct pstd {
     struct session *sessions; /* all live sessions, doubly linked */
     unsigned nsessions;
     struct pstd_iptab *iptab;
+    struct pst_authlimit *authlimit; /* failed AUTH per client (loop thread) */
     uint64_t next_session;
 
     int stopping;  /* loop thread */
@@ -86,8 +91,10 @@ void pstd_iptab_del(struct pstd *d, const char *ip);
 void pstd_session_gone(struct pstd *d); /* a session ended; may finish a shutdown */
 
 /* session.c */
+/* local_user: the peer of a local (unix socket) listener, authenticated
+ * by its uid; NULL for network sessions. */
 struct session *session_new(struct pstd *d, int fd, const struct pst_listener_conf *lc,
-                            const char *ip, int port);
+                            const char *ip, int port, const char *local_user);
 void session_shutdown(struct session *s); /* 421 4.3.2 and close (end of grace) */
 struct session *session_next(struct session *s);
 

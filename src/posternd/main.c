@@ -26,6 +26,7 @@
 #include "daemon.h"
 #include "err.h"
 #include "log.h"
+#include "sasl.h"
 #include "pst_config.h"
 #include "worker.h"
 
@@ -170,6 +171,7 @@ int main(int argc, char **argv)
     /* the delivery pool's size is the global limit of deliveries at once */
     d.deliver_pool = pstd_pool_new(d.base, (int)conf->out_concurrency + 1);
     d.outbound = pstd_outbound_new();
+    d.authlimit = pst_authlimit_new(4096, conf->auth_max_failures, conf->auth_window);
     d.spool = pstd_spool_new(&d);
     d.delivery = pstd_delivery_new(&d);
     if (!d.base || !d.iptab || !d.commit_pool || !d.check_pool || !d.deliver_pool || !d.outbound ||
@@ -238,6 +240,7 @@ out:
     pstd_spool_free(d.spool);
     pstd_delivery_free(d.delivery);
     pstd_outbound_free(d.outbound);
+    pst_authlimit_free(d.authlimit);
     pstd_signals_free(&d);
     pstd_listeners_free(&d);
     pstd_iptab_free(d.iptab);

@@ -343,6 +343,7 @@ static void deliver_group(struct pstd *d, const struct pstd_confref *cr, struct 
         o.implicit_tls = pol.implicit;
         o.tls_verify = pol.verify;
         o.ca_file = c->out_ca_file;
+        o.ssl_ctx = cr->client_tls;
         if (via_relay && c->relay_user != NULL) {
             o.auth_user = c->relay_user;
             o.auth_pass = password;
@@ -385,8 +386,17 @@ static void deliver_group(struct pstd *d, const struct pstd_confref *cr, struct 
             pst_smtp_client_result_free(&r);
             continue;
         } else if (r.status == PST_SMTPC_PERM && !r.host_failure) {
-            /* refused at MAIL or DATA: the whole transaction bounces */
-            mark(rep, env, g->idx, g->n, PSTD_OUT_FAILED, r.enh, r.text ? r.text : "", mxname);
+            /* refused for good (at MAIL, at DATA, or every recipient): each
+             * recipient by its own outcome, so one refused with 4xx at RCPT
+             * waits instead of bouncing with the others */
+            for (size_t k = 0; k < g->n; k++) {
+                const struct pst_smtp_client_rcpt_result *rr = &r.rcpts[k];
+                int temp = rr->status == PST_SMTPC_TEMP;
+                const char *enh = rr->enh[0] ? rr->enh : r.enh;
+                const char *text = rr->text && rr->text[0] ? rr->text : (r.text ? r.text : "");
+                mark(rep, env, &g->idx[k], 1, temp ? PSTD_OUT_DEFERRED : PSTD_OUT_FAILED, enh, text,
+                     mxname);
+            }
             done = 1;
         } else {
             /* this host failed (or said 4xx): note why, try the next one */

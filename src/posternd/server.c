@@ -26,10 +26,16 @@
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 
-#include "daemon.h"
-#include "log.h"
+#include <pwd.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+
+#include "daemon.h"
+#include "err.h"
+#include "log.h"
+#include "smtp_client.h"
 #include "tls.h"
+#include "users.h"
 #include "worker.h"
 
 static pthread_mutex_t conf_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -45,6 +51,8 @@ struct pstd_confref *pstd_conf_get(struct pstd *d)
 
 static void confref_free(struct pstd_confref *r)
 {
+    pst_users_free(r->users);
+    SSL_CTX_free(r->client_tls);
     pstd_signers_free(r->signers);
     pst_conf_free(r->conf);
     SSL_CTX_free(r->tls);
@@ -90,6 +98,36 @@ struct pstd_confref *pstd_confref_make(struct pst_conf *conf, char *err, size_t 
         SSL_CTX_free(r->tls);
         free(r);
         return NULL;
+    }
+    /* the client context of remote delivery: the CA store is read once per
+     * configuration, not once per connection */
+    if (pst_smtp_client_ctx(conf->out_ca_file, &r->client_tls, err, errlen) != 0) {
+        pstd_signers_free(r->signers);
+        SSL_CTX_free(r->tls);
+        free(r);
+        return NULL;
+    }
+    if (conf->has_submission) {
+        /* AUTH needs the users (postern user add); a file that does not
+         * load refuses the configuration, as a bad key does */
+        int rc = pst_users_load(conf->users_file, &r->users, err, errlen);
+        if (rc != 0 && rc != PST_ERR_NOTFOUND) {
+            SSL_CTX_free(r->client_tls);
+            pstd_signers_free(r->signers);
+            SSL_CTX_free(r->tls);
+            free(r);
+            return NULL;
+        }
+        if (rc == PST_ERR_NOTFOUND) {
+            r->users = NULL;
+            log_warn("submission: no users file %s yet; AUTH refuses everyone until "
+                     "`postern user add` makes one (and SIGHUP)",
+                     conf->users_file);
+            err[0] = '\0';
+        } else {
+            log_info("submission: %zu user%s in %s", pst_users_count(r->users),
+                     pst_users_count(r->users) == 1 ? "" : "s", conf->users_file);
+        }
     }
     if (conf->ndkim_keys > 0)
         log_info("dkim: %zu signing key%s for %zu domain%s loaded", conf->ndkim_keys,
@@ -248,8 +286,26 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
         if (strncmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.') != NULL)
             memmove(ip, ip + 7, strlen(ip + 7) + 1);
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    char local_user[64] = "";
+    if (sa->sa_family == AF_UNIX) {
+        /* local submission: the peer's uid is who sends (SO_PEERCRED) */
+        struct ucred cred;
+        socklen_t cl = sizeof(cred);
+        struct passwd pw, *pwp = NULL;
+        char pwbuf[4096];
+        snprintf(ip, sizeof(ip), "local");
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 ||
+            getpwuid_r(cred.uid, &pw, pwbuf, sizeof(pwbuf), &pwp) != 0 || pwp == NULL ||
+            strlen(pw.pw_name) >= sizeof(local_user)) {
+            log_warn("local submission from an unknown uid refused");
+            refuse(fd, "421 4.7.0 Who are you?\r\n");
+            return;
+        }
+        snprintf(local_user, sizeof(local_user), "%s", pw.pw_name);
+    } else {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
     const struct pst_conf *c = dd->cur->conf;
     char text[512];
     if (dd->stopping) {
@@ -271,7 +327,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
         refuse(fd, text);
         return;
     }
-    if (session_new(dd, fd, &l->lc, ip, port) == NULL)
+    if (session_new(dd, fd, &l->lc, ip, port, local_user[0] ? local_user : NULL) == NULL)
         log_err("cannot start a session for [%s]:%d", ip, port);
 }
 
@@ -296,7 +352,16 @@ int pstd_listen(struct pstd *d, char *err, size_t errlen)
         struct sockaddr_storage ss;
         socklen_t sl;
         memset(&ss, 0, sizeof(ss));
-        if (strchr(lc->address, ':') != NULL) {
+        if (lc->mode == PST_LISTEN_UNIX) {
+            struct sockaddr_un *su = (struct sockaddr_un *)&ss;
+            su->sun_family = AF_UNIX;
+            snprintf(su->sun_path, sizeof(su->sun_path), "%s", lc->path);
+            sl = sizeof(*su);
+            /* a socket left by an earlier run; we hold the spool lock, so
+             * no other posternd uses this configuration */
+            pstd_mkdirs_for(lc->path);
+            unlink(lc->path);
+        } else if (strchr(lc->address, ':') != NULL) {
             struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
             s6->sin6_family = AF_INET6;
             s6->sin6_port = htons((uint16_t)lc->port);
@@ -311,7 +376,8 @@ int pstd_listen(struct pstd *d, char *err, size_t errlen)
         }
         struct pstd_listener *l = &d->listeners[i];
         l->lc = *lc;
-        l->lc.address = strdup(lc->address);
+        l->lc.address = lc->address ? strdup(lc->address) : NULL;
+        l->lc.path = lc->path ? strdup(lc->path) : NULL;
         l->d = d;
         unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
         /* "::" and "0.0.0.0" on one port are two listeners, so keep them apart */
@@ -321,14 +387,24 @@ int pstd_listen(struct pstd *d, char *err, size_t errlen)
                                          (int)sl);
         d->nlisteners = i + 1;
         if (l->lev == NULL) {
-            snprintf(err, errlen, "cannot listen on [%s]:%d: %s", lc->address, lc->port,
-                     strerror(errno));
+            if (lc->mode == PST_LISTEN_UNIX)
+                snprintf(err, errlen, "cannot listen on %s: %s", lc->path, strerror(errno));
+            else
+                snprintf(err, errlen, "cannot listen on [%s]:%d: %s", lc->address, lc->port,
+                         strerror(errno));
             return -1;
         }
         evconnlistener_set_error_cb(l->lev, on_accept_error);
-        log_info("listening on [%s]:%d (%s%s)", lc->address, lc->port,
+        if (lc->mode == PST_LISTEN_UNIX) {
+            /* every local user may submit, as with sendmail(1) */
+            chmod(lc->path, 0666);
+            log_info("listening on %s (local submission)", lc->path);
+            continue;
+        }
+        log_info("listening on [%s]:%d (%s%s%s)", lc->address, lc->port,
                  lc->mode == PST_LISTEN_TLS ? "implicit TLS" : "smtp",
-                 lc->mode == PST_LISTEN_SMTP && lc->starttls ? " with STARTTLS" : "");
+                 lc->mode == PST_LISTEN_SMTP && lc->starttls ? " with STARTTLS" : "",
+                 lc->submission ? ", submission: AUTH required" : "");
     }
     return 0;
 }
@@ -345,8 +421,10 @@ static void close_listeners(struct pstd *d)
 void pstd_listeners_free(struct pstd *d)
 {
     close_listeners(d);
-    for (size_t i = 0; i < d->nlisteners; i++)
+    for (size_t i = 0; i < d->nlisteners; i++) {
         free(d->listeners[i].lc.address);
+        free(d->listeners[i].lc.path);
+    }
     free(d->listeners);
     d->listeners = NULL;
     d->nlisteners = 0;
@@ -412,7 +490,9 @@ static int same_listeners(const struct pst_conf *a, const struct pst_conf *b)
         return 0;
     for (size_t i = 0; i < a->nlisteners; i++) {
         const struct pst_listener_conf *x = &a->listeners[i], *y = &b->listeners[i];
-        if (strcmp(x->address, y->address) != 0 || x->port != y->port || x->mode != y->mode)
+        if (strcmp(x->address ? x->address : "", y->address ? y->address : "") != 0 ||
+            strcmp(x->path ? x->path : "", y->path ? y->path : "") != 0 || x->port != y->port ||
+            x->mode != y->mode || x->submission != y->submission)
             return 0;
     }
     return 1;

@@ -40,6 +40,10 @@
 
 #include "buf.h"
 #include "daemon.h"
+#include "dsn.h"
+#include "sasl.h"
+#include "users.h"
+#include "worker.h"
 #include "err.h"
 #include "log.h"
 #include "smtp.h"
@@ -78,6 +82,10 @@ struct session {
     int helo_seen;
     int esmtp;
     char *helo;
+    /* AUTH (RFC 4954) on submission listeners, or the peer of a local one */
+    char *auth_user;             /* authenticated as, or NULL */
+    const struct pst_user *user; /* in cr->users; NULL for local sessions */
+    struct pst_sasl sasl;
     unsigned bad_cmds;
     int discard_line; /* skipping the rest of an over-long line */
 
@@ -271,6 +279,7 @@ static void reset_transaction(struct session *s)
         free(s->rcpts[i].addr);
         free(s->rcpts[i].user);
         free(s->rcpts[i].last_reply);
+        free(s->rcpts[i].orcpt);
     }
     free(s->rcpts);
     s->rcpts = NULL;
@@ -414,9 +423,15 @@ static void end_of_message(struct session *s)
         reset_transaction(s);
         return;
     }
-    if (s->conf->dkim_verify || s->conf->spf_verify || s->conf->dmarc_verify) {
+    /* inbound mail gets the SPF/DKIM/DMARC checks; submitted mail (AUTH or
+     * local) gets Date, Message-ID and DKIM signatures instead */
+    if (s->auth_user != NULL || s->conf->dkim_verify || s->conf->spf_verify ||
+        s->conf->dmarc_verify) {
         /* the checks read the spooled message on the check pool */
-        struct pstd_check_in in = {.ip = s->ip, .helo = s->helo, .sender = s->sender};
+        struct pstd_check_in in = {.ip = s->ip,
+                                   .helo = s->helo,
+                                   .sender = s->sender,
+                                   .authenticated = s->auth_user != NULL};
         s->busy = 1;
         if (pstd_check_message(s->d, s->spool_fd, s->id, &in, checks_done, s) == 0)
             return;
@@ -480,15 +495,23 @@ static void commit_message(struct session *s)
     env->body_8bit = s->mp.body_8bit;
     env->tls = s->tls;
     env->quarantine = s->quarantine;
+    env->ret = (int)s->mp.ret;
+    env->envid = s->mp.envid[0] ? strdup(s->mp.envid) : NULL;
+    env->auth_user = s->auth_user ? strdup(s->auth_user) : NULL;
+    if ((s->mp.envid[0] && env->envid == NULL) || (s->auth_user && env->auth_user == NULL))
+        goto nomem;
     env->rcpts = calloc(s->nrcpts, sizeof(*env->rcpts));
     if (!env->sender || !env->client_addr || !env->helo || !env->rcpts)
         goto nomem;
     env->nrcpts = s->nrcpts;
     for (size_t i = 0; i < s->nrcpts; i++) {
         env->rcpts[i].addr = strdup(s->rcpts[i].addr);
-        env->rcpts[i].user = strdup(s->rcpts[i].user);
+        env->rcpts[i].user = s->rcpts[i].user ? strdup(s->rcpts[i].user) : NULL;
         env->rcpts[i].state = PST_RCPT_PENDING;
-        if (!env->rcpts[i].addr || !env->rcpts[i].user)
+        env->rcpts[i].notify = s->rcpts[i].notify;
+        env->rcpts[i].orcpt = s->rcpts[i].orcpt ? strdup(s->rcpts[i].orcpt) : NULL;
+        if (!env->rcpts[i].addr || (s->rcpts[i].user && !env->rcpts[i].user) ||
+            (s->rcpts[i].orcpt && !env->rcpts[i].orcpt))
             goto nomem;
     }
     cc->s = s;
@@ -643,7 +666,7 @@ static void do_ehlo(struct session *s, const struct pst_smtp_cmd *c, int esmtp)
     }
     char size[48];
     snprintf(size, sizeof(size), "SIZE %llu", (unsigned long long)cf->message_size);
-    const char *lines[9];
+    const char *lines[11];
     size_t n = 0;
     lines[n++] = cf->hostname;
     lines[n++] = "PIPELINING";
@@ -652,8 +675,12 @@ static void do_ehlo(struct session *s, const struct pst_smtp_cmd *c, int esmtp)
     lines[n++] = "SMTPUTF8";
     lines[n++] = "ENHANCEDSTATUSCODES";
     lines[n++] = "CHUNKING";
+    lines[n++] = "DSN"; /* RFC 3461 */
     if (!s->tls && s->lc.starttls && s->cr->tls != NULL)
         lines[n++] = "STARTTLS";
+    /* RFC 4954 4 and sasl.h: offered only once the connection is encrypted */
+    if (s->lc.submission && s->tls && s->auth_user == NULL)
+        lines[n++] = "AUTH PLAIN LOGIN";
     struct pst_buf *b = pst_buf_new(4096);
     if (b != NULL && pst_smtp_reply_lines(b, 250, lines, n) == 0)
         send_text(s, pst_buf_data(b), pst_buf_len(b));
@@ -671,8 +698,20 @@ static void do_mail(struct session *s, const struct pst_smtp_cmd *c)
         bad_reply(s, 503, "5.5.1", "Sender already specified");
         return;
     }
+    if (s->lc.submission && s->auth_user == NULL) {
+        /* RFC 6409 4.3 / RFC 4954 6 */
+        bad_reply(s, 530, "5.7.0", "Authentication required");
+        return;
+    }
+    if (s->user != NULL && !pst_users_may_send(s->user, c->local, c->domain)) {
+        /* sasl.h: X.7.1, the user does not own this address */
+        log_warn("session %llu %s: user %s may not send as <%s>", (unsigned long long)s->serial,
+                 s->ip, s->auth_user, c->path);
+        bad_reply(s, 553, "5.7.1", "Sender address not owned by the authenticated user");
+        return;
+    }
     struct pst_smtp_mail_params mp;
-    if (pst_smtp_mail_params(c, &mp, &why) != 0) {
+    if (pst_smtp_mail_params_dsn(c, 1, &mp, &why) != 0) {
         bad_reply(s, why.code, why.enh, "%s", why.msg);
         return;
     }
@@ -697,7 +736,8 @@ static void do_rcpt(struct session *s, const struct pst_smtp_cmd *c)
         bad_reply(s, 503, "5.5.1", "Need MAIL command");
         return;
     }
-    if (pst_smtp_rcpt_params(c, s->mp.smtputf8, &why) != 0) {
+    struct pst_smtp_rcpt_params rp;
+    if (pst_smtp_rcpt_params_dsn(c, s->mp.smtputf8, 1, &rp, &why) != 0) {
         bad_reply(s, why.code, why.enh, "%s", why.msg);
         return;
     }
@@ -709,8 +749,17 @@ static void do_rcpt(struct session *s, const struct pst_smtp_cmd *c)
     const struct pst_user_conf *u = NULL;
     switch (pst_conf_rcpt(s->conf, c->local, c->domain, &u)) {
     case PST_RCPT_NOTLOCAL:
-        bad_reply(s, 554, "5.7.1", "Relay access denied");
-        return;
+        /* relaying only for authenticated senders: never an open relay */
+        if (s->auth_user == NULL) {
+            bad_reply(s, 554, "5.7.1", "Relay access denied");
+            return;
+        }
+        if (c->domain[0] == '\0') {
+            bad_reply(s, 550, "5.1.1", "User unknown");
+            return;
+        }
+        u = NULL;
+        break;
     case PST_RCPT_NOUSER:
         bad_reply(s, 550, "5.1.1", "User unknown");
         return;
@@ -727,10 +776,13 @@ static void do_rcpt(struct session *s, const struct pst_smtp_cmd *c)
     memset(r, 0, sizeof(*r));
     /* <Postmaster> without a domain is delivered as postmaster (RFC 5321 4.5.1) */
     r->addr = strdup(c->domain[0] ? c->path : "postmaster");
-    r->user = strdup(u->name);
-    if (r->addr == NULL || r->user == NULL) {
+    r->user = u != NULL ? strdup(u->name) : NULL; /* NULL: remote delivery */
+    r->notify = rp.notify;
+    r->orcpt = rp.orcpt[0] ? strdup(rp.orcpt) : NULL;
+    if (r->addr == NULL || (u != NULL && r->user == NULL) || (rp.orcpt[0] && r->orcpt == NULL)) {
         free(r->addr);
         free(r->user);
+        free(r->orcpt);
         reply(s, 451, "4.3.0", "Out of memory");
         return;
     }
@@ -823,6 +875,157 @@ static void do_starttls(struct session *s)
     start_tls(s, 0);
 }
 
+/* ---- AUTH (RFC 4954) ---------------------------------------------------- */
+
+struct auth_check {
+    struct session *s;
+    struct pstd_confref *cr;
+    char user[PST_SASL_MAX_FIELD + 1];
+    char pass[PST_SASL_MAX_FIELD + 1];
+    size_t pass_len;
+    int verdict; /* PST_USERS_* or a negative PST_ERR_* */
+    const struct pst_user *found;
+};
+
+static void auth_work(void *arg)
+{
+    struct auth_check *a = arg;
+    /* yescrypt: slow on purpose, so on the check pool, never the loop */
+    if (a->cr->users == NULL)
+        a->verdict = PST_USERS_UNKNOWN;
+    else
+        a->verdict = pst_users_verify(a->cr->users, a->user, a->pass, a->pass_len, &a->found);
+    explicit_bzero(a->pass, sizeof(a->pass));
+}
+
+static void auth_done(void *arg)
+{
+    struct auth_check *a = arg;
+    struct session *s = a->s;
+    ENTER(s);
+    s->busy = 0;
+    int64_t now = time(NULL);
+    if (s->gone || s->closing) {
+        close_when_flushed(s);
+    } else if (a->verdict == PST_USERS_OK && a->cr == s->cr) {
+        s->auth_user = strdup(a->user);
+        s->user = a->found;
+        if (s->auth_user == NULL) {
+            s->user = NULL;
+            reply(s, 454, "4.7.0", "Temporary authentication failure");
+        } else {
+            pst_authlimit_success(s->d->authlimit, s->ip);
+            log_info("session %llu %s: authenticated as %s", (unsigned long long)s->serial, s->ip,
+                     s->auth_user);
+            struct pst_buf *b = pst_buf_new(512);
+            if (b != NULL && pst_sasl_reply_add(b, PST_SASL_SUCCESS) == 0)
+                send_text(s, pst_buf_data(b), pst_buf_len(b));
+            pst_buf_free(b);
+        }
+    } else {
+        enum pst_sasl_result r =
+            a->verdict < 0 || a->cr != s->cr ? PST_SASL_TEMPFAIL : PST_SASL_BAD_CREDENTIALS;
+        if (r == PST_SASL_BAD_CREDENTIALS) {
+            pst_authlimit_fail(s->d->authlimit, s->ip, now);
+            /* the name is the client's text: logged, the password never */
+            log_warn("session %llu %s: authentication failed for user \"%.64s\"",
+                     (unsigned long long)s->serial, s->ip, a->user);
+        }
+        struct pst_buf *b = pst_buf_new(512);
+        if (b != NULL && pst_sasl_reply_add(b, r) == 0)
+            send_text(s, pst_buf_data(b), pst_buf_len(b));
+        pst_buf_free(b);
+        s->bad_cmds++;
+    }
+    pstd_conf_put(s->d, a->cr);
+    explicit_bzero(a, sizeof(*a));
+    free(a);
+    if (!s->busy && !s->closing && !s->gone)
+        process(s);
+    LEAVE(s);
+}
+
+/* Acts on what the SASL exchange asks next. */
+static void auth_step(struct session *s, const struct pst_sasl_out *out)
+{
+    if (out->step == PST_SASL_STEP_CHALLENGE) {
+        /* "334 " + base64 challenge: pst_smtp_reply cannot write it (sasl.h) */
+        char line[64];
+        int n = snprintf(line, sizeof(line), "334 %s\r\n", out->challenge);
+        send_text(s, line, (size_t)n);
+        return;
+    }
+    if (out->step == PST_SASL_STEP_FAIL) {
+        if (pst_sasl_result_counts(out->result))
+            pst_authlimit_fail(s->d->authlimit, s->ip, time(NULL));
+        struct pst_buf *b = pst_buf_new(512);
+        if (b != NULL && pst_sasl_reply_add(b, out->result) == 0)
+            send_text(s, pst_buf_data(b), pst_buf_len(b));
+        pst_buf_free(b);
+        return;
+    }
+    /* PST_SASL_STEP_VERIFY */
+    struct auth_check *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        pst_sasl_clear(&s->sasl);
+        reply(s, 454, "4.7.0", "Temporary authentication failure");
+        return;
+    }
+    a->s = s;
+    a->cr = pstd_conf_get(s->d);
+    memcpy(a->user, s->sasl.authcid, s->sasl.authcid_len + 1);
+    memcpy(a->pass, s->sasl.passwd, s->sasl.passwd_len + 1);
+    a->pass_len = s->sasl.passwd_len;
+    pst_sasl_clear(&s->sasl);
+    s->busy = 1;
+    if (pstd_pool_submit(s->d->check_pool, auth_work, auth_done, a) != 0) {
+        s->busy = 0;
+        pstd_conf_put(s->d, a->cr);
+        explicit_bzero(a, sizeof(*a));
+        free(a);
+        reply(s, 454, "4.7.0", "Temporary authentication failure");
+    }
+}
+
+static void do_auth(struct session *s, const struct pst_smtp_cmd *c)
+{
+    if (!s->lc.submission) {
+        bad_reply(s, 502, "5.5.1", "AUTH not available");
+        return;
+    }
+    if (!s->helo_seen) {
+        bad_reply(s, 503, "5.5.1", "Send EHLO first");
+        return;
+    }
+    struct pst_sasl_out out;
+    memset(&out, 0, sizeof(out));
+    out.step = PST_SASL_STEP_FAIL;
+    if (s->auth_user != NULL) {
+        out.result = PST_SASL_ALREADY_AUTHENTICATED;
+    } else if (s->have_mail) {
+        out.result = PST_SASL_IN_TRANSACTION;
+    } else if (pst_authlimit_check(s->d->authlimit, s->ip, time(NULL)) == PST_ERR_AGAIN) {
+        out.result = PST_SASL_RATE_LIMITED;
+    } else if (pst_sasl_start(&s->sasl, c->arg, strlen(c->arg), s->tls, &out) != 0) {
+        pst_sasl_clear(&s->sasl);
+        out.step = PST_SASL_STEP_FAIL;
+        out.result = PST_SASL_TEMPFAIL;
+    }
+    auth_step(s, &out);
+}
+
+/* A response line of an AUTH exchange (not an SMTP command). */
+static void auth_line(struct session *s, const char *line, size_t len)
+{
+    struct pst_sasl_out out;
+    if (pst_sasl_continue(&s->sasl, line, len, &out) != 0) {
+        pst_sasl_clear(&s->sasl);
+        reply(s, 454, "4.7.0", "Temporary authentication failure");
+        return;
+    }
+    auth_step(s, &out);
+}
+
 static void handle_line(struct session *s, const char *line, size_t len)
 {
     struct pst_smtp_cmd c;
@@ -884,7 +1087,7 @@ static void handle_line(struct session *s, const char *line, size_t len)
         do_starttls(s);
         break;
     case PST_SMTP_AUTH:
-        bad_reply(s, 502, "5.5.1", "AUTH not available");
+        do_auth(s, &c);
         break;
     case PST_SMTP_UNKNOWN:
         bad_reply(s, 500, "5.5.2", "Command unrecognized");
@@ -943,6 +1146,10 @@ static void process(struct session *s)
         }
         if (n + 1 > limit) {
             evbuffer_drain(in, n + 1);
+            if (s->sasl.state != PST_SASL_IDLE) {
+                auth_line(s, NULL, (size_t)-1); /* 500 5.5.6 */
+                continue;
+            }
             if (bad_reply(s, 500, "5.5.2", "Line too long"))
                 return;
             continue;
@@ -951,11 +1158,17 @@ static void process(struct session *s)
         evbuffer_remove(in, line, n + 1);
         if (n == 0 || line[n - 1] != '\r') {
             /* RFC 5321 2.3.8: lines end in CRLF */
+            if (s->sasl.state != PST_SASL_IDLE)
+                pst_sasl_clear(&s->sasl);
             if (bad_reply(s, 500, "5.5.2", "Bare LF in command line"))
                 return;
             continue;
         }
-        handle_line(s, line, n - 1);
+        if (s->sasl.state != PST_SASL_IDLE)
+            auth_line(s, line, n - 1);
+        else
+            handle_line(s, line, n - 1);
+        explicit_bzero(line, n + 1); /* it may have carried a password */
     }
 }
 
@@ -1104,7 +1317,7 @@ static void start_tls(struct session *s, int implicit)
 /* ---- life cycle ------------------------------------------------------- */
 
 struct session *session_new(struct pstd *d, int fd, const struct pst_listener_conf *lc,
-                            const char *ip, int port)
+                            const char *ip, int port, const char *local_user)
 {
     struct session *s = calloc(1, sizeof(*s));
     if (s == NULL)
@@ -1117,6 +1330,17 @@ struct session *session_new(struct pstd *d, int fd, const struct pst_listener_co
     s->port = port;
     s->lc = *lc;
     s->lc.address = NULL;
+    s->lc.path = NULL;
+    if (local_user != NULL) {
+        /* a local submission: the uid said who this is (server.c) */
+        s->auth_user = strdup(local_user);
+        if (s->auth_user == NULL) {
+            close(fd);
+            pstd_conf_put(d, s->cr);
+            free(s);
+            return NULL;
+        }
+    }
     s->spool_fd = -1;
     s->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
     s->close_ev = event_new(d->base, -1, 0, on_close_ev, s);
@@ -1190,6 +1414,8 @@ static void session_release(struct session *s)
              s->messages, s->messages == 1 ? "" : "s");
     reset_transaction(s);
     free(s->helo);
+    free(s->auth_user);
+    pst_sasl_clear(&s->sasl);
     if (s->under_cb != NULL) {
         struct bufferevent *under = bufferevent_get_underlying(s->bev);
         if (under != NULL)

@@ -6,7 +6,8 @@ from pstlib import HOSTNAME, body_of, dot_stuff, free_port, header_block, messag
 
 H = HOSTNAME
 EHLO_LINES = [f"250-{H}", "250-PIPELINING", "250-SIZE 26214400", "250-8BITMIME",
-              "250-SMTPUTF8", "250-ENHANCEDSTATUSCODES", "250-CHUNKING", "250 STARTTLS"]
+              "250-SMTPUTF8", "250-ENHANCEDSTATUSCODES", "250-CHUNKING", "250-DSN",
+              "250 STARTTLS"]
 
 
 def uid():
@@ -27,7 +28,7 @@ def test_ehlo_without_starttls_when_listener_does_not_offer_it(daemon):
     d = daemon(listeners=[{"address": "127.0.0.1", "port": free_port(),
                            "mode": "smtp", "starttls": False}])
     c = d.connect()
-    assert c.cmd("EHLO client.test").lines == EHLO_LINES[:-2] + ["250 CHUNKING"]
+    assert c.cmd("EHLO client.test").lines == EHLO_LINES[:-2] + ["250 DSN"]
 
 
 def test_ehlo_size_shows_configured_limit(daemon):

@@ -10,7 +10,7 @@ from pstlib import HOSTNAME, Client, client_tls_context, free_port, header_block
 
 H = HOSTNAME
 EHLO_TLS = [f"250-{H}", "250-PIPELINING", "250-SIZE 26214400", "250-8BITMIME",
-            "250-SMTPUTF8", "250-ENHANCEDSTATUSCODES", "250 CHUNKING"]
+            "250-SMTPUTF8", "250-ENHANCEDSTATUSCODES", "250-CHUNKING", "250 DSN"]
 
 
 def uid():
