@@ -413,7 +413,7 @@ class Daemon:
 
     def port(self, mode="smtp"):
         for ln in self.conf.get("listeners", []):
-            if ln.get("mode") == mode:
+            if ln.get("mode", "smtp") == mode and "port" in ln:
                 return ln["port"]
         raise KeyError(f"no {mode} listener")
 
@@ -456,14 +456,24 @@ class Daemon:
                     raise AssertionError(f"posternd exited with {self.proc.returncode} while "
                                          f"starting; stderr:\n{self.stderr()}")
                 try:
-                    s = socket.create_connection((ln["address"], ln["port"]), timeout=0.5)
+                    if "path" in ln:  # a local (unix socket) listener
+                        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                        s.settimeout(0.5)
+                        try:
+                            s.connect(ln["path"])
+                        except OSError:
+                            s.close()
+                            raise
+                    else:
+                        s = socket.create_connection((ln["address"], ln["port"]), timeout=0.5)
                 except OSError:
                     if time.monotonic() > deadline:
-                        raise AssertionError(f"posternd does not accept on {ln['address']}:"
-                                             f"{ln['port']} after {timeout}s; stderr:\n{self.stderr()}")
+                        where = ln.get("path") or f"{ln.get('address')}:{ln.get('port')}"
+                        raise AssertionError(f"posternd does not accept on {where} after "
+                                             f"{timeout}s; stderr:\n{self.stderr()}")
                     time.sleep(0.02)
                     continue
-                self._probe_close(s, ln.get("mode") == "tls")
+                self._probe_close(s, ln.get("mode") in ("tls", "submissions"))
                 break
         self.ready = True
 
