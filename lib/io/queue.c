@@ -1,6 +1,8 @@
 /*
  * queue.c - the durable queue on disk: ids, reception (create, commit,
- * abort), recovery after a crash, scan, envelope load/update, removal.
+ * abort), recovery after a crash, scan, envelope load/update, removal,
+ * and the per-message lock that delivery attempts and `postern queue`
+ * share.
  * The layout, the commit order and the recovery rules are in queue.h.
  *
  * Every operation works relative to the directory fds opened once in
@@ -24,6 +26,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* "ID" + ".env.tmp" + NUL */
@@ -34,6 +37,7 @@ struct pst_queue {
     int incoming_fd;
     int queue_fd;
     int readonly;
+    int admin; /* pst_queue_open_admin: update and remove, no reception */
 };
 
 /* ---- ids ---- */
@@ -149,6 +153,26 @@ int pst_queue_open_readonly(const char *path, struct pst_queue **out)
     return queue_open(path, 1, out);
 }
 
+int pst_queue_open_admin(const char *path, struct pst_queue **out)
+{
+    struct pst_queue *q = NULL;
+    /* opened as read-only (no mkdir, no spool lock), then allowed to
+     * change existing messages */
+    int rc = queue_open(path, 1, &q);
+    if (rc != 0)
+        return rc;
+    q->readonly = 0;
+    q->admin = 1;
+    *out = q;
+    return 0;
+}
+
+/* Reception and recovery belong to the daemon, which holds the spool lock. */
+static int may_receive(const struct pst_queue *q)
+{
+    return !q->readonly && !q->admin;
+}
+
 void pst_queue_close(struct pst_queue *q)
 {
     if (q == NULL)
@@ -171,7 +195,7 @@ int pst_queue_create(struct pst_queue *q, const char *id, int *fd)
 
     if (q == NULL || fd == NULL || pst_queue_id_check(id) != 0)
         return PST_ERR_INVAL;
-    if (q->readonly)
+    if (!may_receive(q))
         return PST_ERR_STATE;
     /* an id already committed (a clash across processes whose pids agree
      * in the low 16 bits) must not be reused: the renames would refuse it
@@ -199,7 +223,7 @@ int pst_queue_rewrite_open(struct pst_queue *q, const char *id, int *fd)
 
     if (q == NULL || fd == NULL || pst_queue_id_check(id) != 0)
         return PST_ERR_INVAL;
-    if (q->readonly)
+    if (!may_receive(q))
         return PST_ERR_STATE;
     file_name(name, id, ".msg.new");
     unlinkat(q->incoming_fd, name, 0); /* a rewrite given up earlier */
@@ -218,6 +242,11 @@ int pst_queue_rewrite_done(struct pst_queue *q, const char *id, int fd, int keep
         if (fd >= 0)
             close(fd);
         return PST_ERR_INVAL;
+    }
+    if (q->admin) {
+        if (fd >= 0)
+            close(fd);
+        return PST_ERR_STATE;
     }
     file_name(name, id, ".msg.new");
     file_name(msg, id, ".msg");
@@ -323,10 +352,10 @@ int pst_queue_commit_batch(struct pst_queue *q, const int *fds,
     int rc = 0;
     size_t staged = 0;
 
-    if (q == NULL || fds == NULL || envs == NULL || results == NULL || q->readonly) {
-        /* the contract closes the fds in every case; a read-only handle
-         * removes nothing */
-        rc = q != NULL && q->readonly ? PST_ERR_STATE : PST_ERR_INVAL;
+    if (q == NULL || fds == NULL || envs == NULL || results == NULL || !may_receive(q)) {
+        /* the contract closes the fds in every case; a read-only or admin
+         * handle removes nothing */
+        rc = q != NULL && !may_receive(q) ? PST_ERR_STATE : PST_ERR_INVAL;
         for (size_t i = 0; fds != NULL && i < n; i++) {
             if (fds[i] >= 0)
                 close(fds[i]);
@@ -375,7 +404,7 @@ void pst_queue_abort(struct pst_queue *q, const char *id, int fd)
     int saved = errno;
     if (fd >= 0)
         close(fd); /* the message is being dropped: its data does not matter */
-    if (q != NULL && !q->readonly && pst_queue_id_check(id) == 0)
+    if (q != NULL && may_receive(q) && pst_queue_id_check(id) == 0)
         unlink_id(q, id, 0);
     errno = saved;
 }
@@ -520,7 +549,7 @@ int pst_queue_recover(struct pst_queue *q)
 
     if (q == NULL)
         return PST_ERR_INVAL;
-    if (q->readonly)
+    if (!may_receive(q))
         return PST_ERR_STATE;
     if ((rc = list_dir(q->incoming_fd, QF_OTHER, &in, &nin)) != 0 ||
         (rc = list_dir(q->queue_fd, QF_OTHER, &qu, &nqu)) != 0)
@@ -679,4 +708,78 @@ int pst_queue_remove(struct pst_queue *q, const char *id)
     if (!found)
         return PST_ERR_NOTFOUND;
     return pst_fsio_fsync(q->queue_fd);
+}
+
+/* ---- the per-message lock ---- */
+
+/* Milliseconds between two tries of a taken lock. */
+#define LOCK_POLL_MS 10
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int pst_queue_lock_msg(struct pst_queue *q, const char *id, unsigned timeout_ms, int *fd)
+{
+    int rc;
+    char name[NAME_MAX_LEN + 1];
+    struct stat st;
+
+    if (q == NULL || fd == NULL || pst_queue_id_check(id) != 0)
+        return PST_ERR_INVAL;
+    file_name(name, id, ".msg");
+    int f = pst_fsio_openat(q->queue_fd, name, O_RDONLY | O_NOFOLLOW, 0);
+    if (f < 0)
+        return errno == ENOENT ? PST_ERR_NOTFOUND : PST_ERR_IO;
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        if (flock(f, LOCK_EX | LOCK_NB) == 0)
+            break;
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK) {
+            rc = PST_ERR_IO;
+            goto out;
+        }
+        int64_t left = deadline - mono_ms();
+        if (left <= 0) {
+            rc = PST_ERR_AGAIN;
+            goto out;
+        }
+        struct timespec ts = {0, (long)(left < LOCK_POLL_MS ? left : LOCK_POLL_MS) * 1000000L};
+        nanosleep(&ts, NULL); /* EINTR: the loop looks at the clock again */
+    }
+    /* the attempt we waited for may have finished the message: its file
+     * is unlinked (our fd keeps it alive) or its envelope is gone */
+    if (fstat(f, &st) != 0) {
+        rc = PST_ERR_IO;
+        goto out;
+    }
+    file_name(name, id, ".env");
+    if (st.st_nlink == 0 || !exists_at(q->queue_fd, name)) {
+        rc = PST_ERR_NOTFOUND;
+        goto out;
+    }
+    *fd = f;
+    f = -1;
+    rc = 0;
+out:
+    if (f >= 0) {
+        int saved = errno;
+        close(f); /* read-only: releases the lock if we had it */
+        errno = saved;
+    }
+    return rc;
+}
+
+void pst_queue_unlock_msg(int fd)
+{
+    if (fd < 0)
+        return;
+    /* closing the only descriptor of this open file releases the flock;
+     * nothing was written through it */
+    close(fd);
 }

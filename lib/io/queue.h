@@ -95,6 +95,16 @@ int pst_queue_open(const char *path, struct pst_queue **out);
  * PST_ERR_NOTFOUND when path, incoming/ or queue/ is missing. Functions
  * that would change the spool return PST_ERR_STATE on such a handle. */
 int pst_queue_open_readonly(const char *path, struct pst_queue **out);
+/* Opens an existing spool for `postern queue` hold, release, flush and
+ * delete: like pst_queue_open_readonly it creates nothing and takes no
+ * spool lock (it runs beside the daemon, which holds that lock), but
+ * pst_queue_update and pst_queue_remove work on it. Reception and
+ * recovery (create, rewrite, commit, abort, recover) return PST_ERR_STATE
+ * (abort does nothing): only the daemon brings messages in. Every change
+ * to a message must be made under pst_queue_lock_msg, the lock a
+ * delivery attempt holds. PST_ERR_NOTFOUND when path, incoming/ or
+ * queue/ is missing. */
+int pst_queue_open_admin(const char *path, struct pst_queue **out);
 /* Closes the directory fds and frees q; NULL is allowed. */
 void pst_queue_close(struct pst_queue *q);
 
@@ -165,6 +175,20 @@ int pst_queue_open_msg(struct pst_queue *q, const char *id, int *fd);
 /* Removes a finished message: envelope first, then message, then fsync.
  * PST_ERR_NOTFOUND when neither file existed. */
 int pst_queue_remove(struct pst_queue *q, const char *id);
+
+/* Takes the lock of one committed message: flock(LOCK_EX) on queue/ID.msg,
+ * the lock the daemon holds for a whole delivery attempt (load, deliver,
+ * write the envelope back or remove the message). Tries for timeout_ms
+ * milliseconds (0: once), retrying every few milliseconds, so a caller
+ * never waits for ever behind a long attempt. *fd gets the locked,
+ * read-only descriptor; pst_queue_unlock_msg(*fd) releases it.
+ * Returns 0; PST_ERR_NOTFOUND when the message is not queued, or left the
+ * queue while we waited (delivered, removed); PST_ERR_AGAIN when the lock
+ * was still taken after timeout_ms; PST_ERR_INVAL; PST_ERR_IO (errno).
+ * Any kind of handle may lock. */
+int pst_queue_lock_msg(struct pst_queue *q, const char *id, unsigned timeout_ms, int *fd);
+/* Releases a lock from pst_queue_lock_msg and closes fd; -1 is allowed. */
+void pst_queue_unlock_msg(int fd);
 
 /*
  * Envelope JSON codec (bounded: at most PST_ENVELOPE_MAX_JSON bytes of JSON,

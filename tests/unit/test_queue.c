@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -1046,6 +1048,214 @@ static void test_maildir_refuses(void **state)
     free(md);
 }
 
+/* ---- the admin handle and the per-message lock ---- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The daemon's way of locking a message (delivery.c): its own open of
+ * queue/ID.msg and a blocking flock. */
+static int daemon_lock(const char *spool, const char *id)
+{
+    char p[4096];
+    snprintf(p, sizeof(p), "%s/queue/%s.msg", spool, id);
+    int fd = open(p, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+    return fd;
+}
+
+static void test_admin_handle(void **state)
+{
+    const char *spool = *state;
+    struct pst_queue *q, *qa = NULL;
+    char *missing = path_join(spool, "missing");
+    assert_int_equal(pst_queue_open_admin(missing, &qa), PST_ERR_NOTFOUND);
+    assert_null(qa);
+    struct stat st;
+    assert_int_equal(stat(missing, &st), -1); /* created nothing */
+    free(missing);
+
+    /* beside the daemon, which holds the spool lock */
+    assert_int_equal(pst_queue_open(spool, &q), 0);
+    struct pst_envelope *e = receive(q, T0, "Subject: x\r\n\r\nbody\r\n");
+    assert_int_equal(pst_queue_open_admin(spool, &qa), 0);
+
+    /* no reception, no recovery */
+    char id[PST_QUEUE_ID_LEN + 1];
+    int fd = -1;
+    pst_queue_new_id(qa, T0, id);
+    assert_int_equal(pst_queue_create(qa, id, &fd), PST_ERR_STATE);
+    assert_int_equal(fd, -1);
+    assert_int_equal(pst_queue_rewrite_open(qa, id, &fd), PST_ERR_STATE);
+    assert_int_equal(pst_queue_recover(qa), PST_ERR_STATE);
+    struct pst_envelope *e2 = make_env(id, 1);
+    char *p = path_join(spool, "x");
+    fd = open(p, O_WRONLY | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(pst_queue_commit(qa, fd, e2), PST_ERR_STATE);
+    assert_int_equal(fcntl(fd, F_GETFD), -1); /* closed all the same */
+    free(p);
+    pst_envelope_free(e2);
+    /* a reception in progress on the daemon's handle is left alone */
+    assert_int_equal(pst_queue_create(q, id, &fd), 0);
+    pst_queue_abort(qa, id, -1);
+    assert_true(file_exists(spool, "incoming", id, ".msg"));
+    pst_queue_abort(q, id, fd);
+    assert_int_equal(count_entries(spool, "incoming"), 0);
+
+    /* update and remove an existing message, under its lock */
+    struct pst_envelope *got = NULL;
+    assert_int_equal(pst_queue_lock_msg(qa, e->id, 1000, &fd), 0);
+    assert_int_equal(pst_queue_load(qa, e->id, &got), 0);
+    assert_env_equal(e, got);
+    got->hold = 1;
+    got->next_attempt = 0;
+    assert_int_equal(pst_queue_update(qa, got), 0);
+    pst_queue_unlock_msg(fd);
+    assert_false(file_exists(spool, "queue", e->id, ".env.tmp"));
+    struct pst_envelope *seen = NULL;
+    assert_int_equal(pst_queue_load(q, e->id, &seen), 0); /* the daemon sees it */
+    assert_int_equal(seen->hold, 1);
+    assert_int_equal(seen->next_attempt, 0);
+    assert_env_equal(got, seen);
+    pst_envelope_free(seen);
+
+    /* an update never resurrects a removed message */
+    assert_int_equal(pst_queue_lock_msg(qa, e->id, 1000, &fd), 0);
+    assert_int_equal(pst_queue_remove(qa, e->id), 0);
+    pst_queue_unlock_msg(fd);
+    assert_int_equal(count_entries(spool, "queue"), 0);
+    assert_int_equal(pst_queue_update(qa, got), PST_ERR_NOTFOUND);
+    assert_int_equal(pst_queue_remove(qa, e->id), PST_ERR_NOTFOUND);
+    assert_int_equal(pst_queue_lock_msg(qa, e->id, 0, &fd), PST_ERR_NOTFOUND);
+    assert_int_equal(count_entries(spool, "queue"), 0);
+
+    pst_envelope_free(got);
+    pst_envelope_free(e);
+    pst_queue_close(qa);
+    pst_queue_close(q);
+}
+
+static void test_lock_msg_timeout(void **state)
+{
+    const char *spool = *state;
+    struct pst_queue *q, *qa;
+    assert_int_equal(pst_queue_open(spool, &q), 0);
+    assert_int_equal(pst_queue_open_admin(spool, &qa), 0);
+    struct pst_envelope *e = receive(q, T0, "x\r\n");
+    int fd = -1;
+
+    assert_int_equal(pst_queue_lock_msg(qa, "not-an-id", 0, &fd), PST_ERR_INVAL);
+    assert_int_equal(pst_queue_lock_msg(qa, e->id, 0, NULL), PST_ERR_INVAL);
+    assert_int_equal(pst_queue_lock_msg(NULL, e->id, 0, &fd), PST_ERR_INVAL);
+    char other[PST_QUEUE_ID_LEN + 1];
+    pst_queue_new_id(q, T0 + 5, other);
+    assert_int_equal(pst_queue_lock_msg(qa, other, 0, &fd), PST_ERR_NOTFOUND);
+
+    /* a delivery attempt holds the lock */
+    int held = daemon_lock(spool, e->id);
+    assert_int_equal(pst_queue_lock_msg(qa, e->id, 0, &fd), PST_ERR_AGAIN);
+    assert_int_equal(fd, -1);
+    int64_t t = now_ms();
+    assert_int_equal(pst_queue_lock_msg(qa, e->id, 200, &fd), PST_ERR_AGAIN);
+    int64_t waited = now_ms() - t;
+    if (waited < 190 || waited > 2000)
+        fail_msg("waited %" PRId64 " ms for a 200 ms timeout", waited);
+    assert_int_equal(fd, -1);
+    /* and keeps it: the failed tries did not take it */
+    char p[4096];
+    snprintf(p, sizeof(p), "%s/queue/%s.msg", spool, e->id);
+    int probe = open(p, O_RDONLY);
+    assert_true(probe >= 0);
+    assert_int_equal(flock(probe, LOCK_EX | LOCK_NB), -1);
+    assert_int_equal(errno, EWOULDBLOCK);
+    close(held);
+
+    /* free now: taken at once, and the daemon's flock waits for us */
+    assert_int_equal(pst_queue_lock_msg(qa, e->id, 0, &fd), 0);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(probe, LOCK_EX | LOCK_NB), -1);
+    assert_int_equal(errno, EWOULDBLOCK);
+    /* the read-only handle may lock too, but not while we hold it */
+    struct pst_queue *qr;
+    int fd2 = -1;
+    assert_int_equal(pst_queue_open_readonly(spool, &qr), 0);
+    assert_int_equal(pst_queue_lock_msg(qr, e->id, 20, &fd2), PST_ERR_AGAIN);
+    pst_queue_unlock_msg(fd);
+    assert_int_equal(flock(probe, LOCK_EX | LOCK_NB), 0);
+    close(probe);
+    assert_int_equal(pst_queue_lock_msg(qr, e->id, 0, &fd2), 0);
+    pst_queue_unlock_msg(fd2);
+    pst_queue_unlock_msg(-1);
+    pst_queue_close(qr);
+
+    pst_envelope_free(e);
+    pst_queue_close(qa);
+    pst_queue_close(q);
+}
+
+/* A delivery attempt in another thread: holds the lock for a while, then
+ * finishes the message (removes it) or only releases the lock. */
+struct attempt_arg {
+    struct pst_queue *q;
+    const char *spool;
+    const char *id;
+    int fd;
+    int remove;
+};
+
+static void *attempt_thread(void *arg)
+{
+    struct attempt_arg *a = arg;
+    struct timespec ts = {0, 150 * 1000000L};
+    nanosleep(&ts, NULL);
+    if (a->remove && pst_queue_remove(a->q, a->id) != 0)
+        return (void *)1;
+    close(a->fd);
+    return NULL;
+}
+
+static void test_lock_msg_waits(void **state)
+{
+    const char *spool = *state;
+    struct pst_queue *q, *qa;
+    assert_int_equal(pst_queue_open(spool, &q), 0);
+    assert_int_equal(pst_queue_open_admin(spool, &qa), 0);
+    struct pst_envelope *e = receive(q, T0, "x\r\n");
+
+    for (int remove = 0; remove <= 1; remove++) {
+        struct attempt_arg a = {q, spool, e->id, daemon_lock(spool, e->id), remove};
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, attempt_thread, &a), 0);
+        int fd = -1;
+        int64_t t0 = now_ms();
+        int rc = pst_queue_lock_msg(qa, e->id, 5000, &fd);
+        int64_t waited = now_ms() - t0;
+        void *res;
+        pthread_join(t, &res);
+        assert_null(res);
+        if (waited < 100)
+            fail_msg("got the lock after %" PRId64 " ms while it was held", waited);
+        if (remove) {
+            /* the attempt delivered the message while we waited */
+            assert_int_equal(rc, PST_ERR_NOTFOUND);
+            assert_int_equal(fd, -1);
+        } else {
+            assert_int_equal(rc, 0);
+            pst_queue_unlock_msg(fd);
+        }
+    }
+    assert_int_equal(count_entries(spool, "queue"), 0);
+    pst_envelope_free(e);
+    pst_queue_close(qa);
+    pst_queue_close(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1060,6 +1270,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_refuses_used_id, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_load_rejects, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_admin_handle, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_lock_msg_timeout, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_lock_msg_waits, setup_dir, teardown_dir),
         cmocka_unit_test(test_envelope_round_trip),
         cmocka_unit_test(test_envelope_rejects),
         cmocka_unit_test(test_envelope_bounds),
