@@ -312,3 +312,87 @@ def test_kill_during_delivery_loses_nothing(sender, world, rig):
             break
         assert time.monotonic() < deadline, f"never delivered: {missing}"
         time.sleep(0.3)
+
+
+def authed(d):
+    import base64
+    c = starttls(d)
+    c.ehlo("laptop.test")
+    token = base64.b64encode(b"\0alice\0" + PASSWORD.encode()).decode()
+    assert c.cmd(f"AUTH PLAIN {token}", timeout=20).code == 235
+    return c
+
+
+def raw_transaction(c, mail, rcpts, data):
+    assert c.cmd(mail).code == 250
+    for r in rcpts:
+        rr = c.cmd(r)
+        assert rr.code == 250, rr
+    assert c.cmd("DATA").code == 354
+    c.send(pstlib.dot_stuff(data) + b".\r\n")
+    return c.reply(timeout=20)
+
+
+def test_dsn_notify_success_and_never(sender, world, rig):
+    """NOTIFY=SUCCESS to a next hop without DSN gets a "relayed" notice;
+    NOTIFY=NEVER on a recipient that bounces gets none (RFC 3461 5.2)."""
+    nodsn = rig.sink("mx.nodsn.test", extra=["-N"])
+    rig.zone("nodsn.test", f"@ MX 10 mx\nmx A {nodsn.address}\n")
+    d = sender()
+    c = authed(d)
+    s = uid()
+    r = raw_transaction(c, "MAIL FROM:<alice@example.test> RET=HDRS ENVID=QQ314159",
+                        ["RCPT TO:<ok@nodsn.test> NOTIFY=SUCCESS ORCPT=rfc822;ok@nodsn.test",
+                         "RCPT TO:<nobody@hard.test> NOTIFY=NEVER"],
+                        f"From: alice@example.test\r\nSubject: {s}\r\n\r\nbody\r\n".encode())
+    assert r.code == 250, r
+    c.quit()
+    nodsn.wait(1, match=s, timeout=30)
+    m = dsn_of(d, "alice", s)
+    text = m.as_string()
+    assert "Action: relayed" in text and "Original-Envelope-Id: QQ314159" in text, text
+    assert re.search(r"Original-Recipient: rfc822; ?ok@nodsn\.test", text), text
+    assert "nobody@hard.test" not in text, text  # NEVER: not reported
+    assert "text/rfc822-headers" in text  # RET=HDRS
+    assert d.wait_log(r"to=<nobody@hard\.test> .*status=bounced", 10)
+    time.sleep(1)
+    assert d.maildir("alice").count(s.encode()) == 1  # only the success notice
+
+
+def test_delay_warning(sender):
+    d = sender(delivery={"retry_initial": 1, "retry_max": 1, "lifetime": 60, "delay_warning": 2,
+                         "connect_timeout": 1})
+    s = uid()
+    assert submit(d, ["ian@down.test"], s).code == 250
+    text = dsn_of(d, "alice", s, timeout=20).as_string()
+    assert "Action: delayed" in text and "Will-Retry-Until:" in text, text
+    assert "Delayed Mail" in text, text
+
+
+def test_smtputf8_message_to_a_server_without_it_bounces(sender, rig):
+    old = rig.sink("mx.old.test", extra=["-e"])  # no ESMTP at all: HELO only
+    rig.zone("old.test", f"@ MX 10 mx\nmx A {old.address}\n")
+    d = sender()
+    c = authed(d)
+    s = uid()
+    r = raw_transaction(c, "MAIL FROM:<alice@example.test> SMTPUTF8",
+                        ["RCPT TO:<jörg@old.test>"],
+                        f"From: alice@example.test\r\nSubject: {s}\r\n\r\nbody\r\n".encode())
+    assert r.code == 250, r
+    c.quit()
+    text = dsn_of(d, "alice", s).as_string()
+    assert "Action: failed" in text and "5.6.7" in text, text
+    assert old.messages() == []
+
+
+def test_relay_host(sender, rig, world):
+    smarthost = rig.sink("smarthost.test")
+    d = sender(delivery={"relayhost": f"[{smarthost.address}]:{smarthost.port}",
+                         "relay_tls": "may"})
+    s = uid()
+    assert submit(d, ["kim@dest.test"], s).code == 250
+    (raw,) = smarthost.wait(1, match=s, timeout=30)
+    # not through dest.test's own MX
+    assert not any(s.encode() in m for m in world["pf"].messages())
+    assert d.wait_log(r"to=<kim@dest\.test> relay=\[" + re.escape(smarthost.address) +
+                      r"\]\[[0-9.]+\]:\d+ .*policy=opportunistic status=sent", 10)
