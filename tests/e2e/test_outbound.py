@@ -396,3 +396,24 @@ def test_relay_host(sender, rig, world):
     assert not any(s.encode() in m for m in world["pf"].messages())
     assert d.wait_log(r"to=<kim@dest\.test> relay=\[" + re.escape(smarthost.address) +
                       r"\]\[[0-9.]+\]:\d+ .*policy=opportunistic status=sent", 10)
+
+
+def test_dsn_parameters_passed_on(sender, rig):
+    """To a next hop that offers DSN the parameters travel on unchanged
+    (RFC 3461 5.2.1), and no success notice comes from us."""
+    hop = rig.sink("mx.hop.test")
+    rig.zone("hop.test", f"@ MX 10 mx\nmx A {hop.address}\n")
+    d = sender()
+    c = authed(d)
+    s = uid()
+    r = raw_transaction(c, "MAIL FROM:<alice@example.test> RET=FULL ENVID=ABC+2B1",
+                        ["RCPT TO:<lee@hop.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;lee@hop.test"],
+                        f"From: alice@example.test\r\nSubject: {s}\r\n\r\nbody\r\n".encode())
+    assert r.code == 250, r
+    c.quit()
+    (raw,) = hop.wait(1, match=s, timeout=30)
+    head = raw.split(b"\n\n", 1)[0].decode()
+    assert re.search(r"X-Mail-Args: .*RET=FULL.*ENVID=ABC\+2B1", head), head
+    assert re.search(r"X-Rcpt-Args: .*NOTIFY=SUCCESS,FAILURE.*ORCPT=rfc822;lee@hop\.test", head), head
+    time.sleep(1.5)
+    assert d.maildir("alice").count(s.encode()) == 0
