@@ -359,9 +359,13 @@ static void deliver_group(struct pstd *d, const struct pstd_confref *cr, struct 
         struct pst_smtp_client_result r;
         rc = pst_smtp_client_deliver(&o, &m, fd, &r);
         if (rc != 0) {
+            /* PST_ERR_INVAL: an address no server could take (a control
+             * octet, <, >): it will never work, so it bounces */
             char text[128];
             snprintf(text, sizeof(text), "SMTP client: %s", pst_strerror(rc));
-            mark(rep, env, g->idx, g->n, PSTD_OUT_DEFERRED, "4.3.0", text, NULL);
+            int perm = rc == PST_ERR_INVAL;
+            mark(rep, env, g->idx, g->n, perm ? PSTD_OUT_FAILED : PSTD_OUT_DEFERRED,
+                 perm ? "5.1.3" : "4.3.0", text, NULL);
             break;
         }
         log_attempt(env->id, env, g->idx, g->n, tg, &r, plaintext ? "plaintext-retry" : pol.name);

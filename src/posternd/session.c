@@ -879,7 +879,7 @@ static void do_starttls(struct session *s)
 
 struct auth_check {
     struct session *s;
-    struct pstd_confref *cr;
+    const struct pstd_confref *cr; /* the session's */
     char user[PST_SASL_MAX_FIELD + 1];
     char pass[PST_SASL_MAX_FIELD + 1];
     size_t pass_len;
@@ -907,7 +907,7 @@ static void auth_done(void *arg)
     int64_t now = time(NULL);
     if (s->gone || s->closing) {
         close_when_flushed(s);
-    } else if (a->verdict == PST_USERS_OK && a->cr == s->cr) {
+    } else if (a->verdict == PST_USERS_OK) {
         s->auth_user = strdup(a->user);
         s->user = a->found;
         if (s->auth_user == NULL) {
@@ -937,7 +937,6 @@ static void auth_done(void *arg)
         pst_buf_free(b);
         s->bad_cmds++;
     }
-    pstd_conf_put(s->d, a->cr);
     explicit_bzero(a, sizeof(*a));
     free(a);
     if (!s->busy && !s->closing && !s->gone)
@@ -972,7 +971,10 @@ static void auth_step(struct session *s, const struct pst_sasl_out *out)
         return;
     }
     a->s = s;
-    a->cr = pstd_conf_get(s->d);
+    /* the session's own configuration (it outlives the check: a busy
+     * session is not freed), so a reload between AUTH and its verdict
+     * changes nothing */
+    a->cr = s->cr;
     memcpy(a->user, s->sasl.authcid, s->sasl.authcid_len + 1);
     memcpy(a->pass, s->sasl.passwd, s->sasl.passwd_len + 1);
     a->pass_len = s->sasl.passwd_len;
@@ -980,7 +982,6 @@ static void auth_step(struct session *s, const struct pst_sasl_out *out)
     s->busy = 1;
     if (pstd_pool_submit(s->d->check_pool, auth_work, auth_done, a) != 0) {
         s->busy = 0;
-        pstd_conf_put(s->d, a->cr);
         explicit_bzero(a, sizeof(*a));
         free(a);
         reply(s, 454, "4.7.0", "Temporary authentication failure");
