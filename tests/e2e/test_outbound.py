@@ -417,3 +417,53 @@ def test_dsn_parameters_passed_on(sender, rig):
     assert re.search(r"X-Rcpt-Args: .*NOTIFY=SUCCESS,FAILURE.*ORCPT=rfc822;lee@hop\.test", head), head
     time.sleep(1.5)
     assert d.maildir("alice").count(s.encode()) == 0
+
+
+def test_misbehaving_server_is_a_deferral_with_a_reason(sender, rig):
+    """A peer that answers garbage and one that stops halfway through the
+    greeting: the attempt ends within the timeouts as a deferral with the
+    reason in the log; the message stays queued, nothing crashes."""
+    import socket
+    import threading
+    addr = rig.address()
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((addr, 25))
+    srv.listen(16)
+    stop = threading.Event()
+
+    def serve():
+        srv.settimeout(0.2)
+        n = 0
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+            except socket.timeout:
+                continue
+            n += 1
+            try:
+                if n % 2:
+                    c.sendall(b"hello there, this is not SMTP\r\n")
+                else:
+                    c.sendall(b"220-mx.bad.test half a greeting")  # and silence
+                    time.sleep(4)
+            except OSError:
+                pass
+            c.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        rig.zone("bad.test", f"@ MX 10 mx\nmx A {addr}\n")
+        d = sender(delivery={"retry_initial": 1, "retry_max": 1, "connect_timeout": 2,
+                             "command_timeout": 2})
+        s = uid()
+        assert submit(d, ["x@bad.test"], s).code == 250
+        assert d.wait_log(r"to=<x@bad\.test> relay=mx\.bad\.test\.\[[0-9.]+\]:25 .*"
+                          r"status=deferred \(\S.*", 15)
+        assert d.wait_log(r"to=<x@bad\.test> .*status=deferred .*(timed out|timeout)", 20)
+        assert d.running()
+        assert d.maildir("alice").count(s.encode()) == 0  # no bounce for a 4xx-like failure
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
