@@ -208,7 +208,9 @@ def run_on_tty(args, answers, timeout=30):
             if not chunk:
                 break
             out += chunk
-            if pending and out.rstrip().endswith(b"password:"):
+            # answer each prompt once, only after it was printed
+            prompts = out.count(b"password: ")
+            while pending and prompts > len(answers) - len(pending):
                 os.write(fd, pending.pop(0).encode() + b"\n")
         else:
             done, st = os.waitpid(pid, os.WNOHANG)
