@@ -1,16 +1,34 @@
 /*
- * cmd_queue.c - `postern queue list` and `postern queue show ID`: read-only
- * views of the spool through the public queue API (queue.h). The spool is
- * opened read-only, so the tool never creates, recovers or changes
- * anything, and runs safely beside a live posternd: a message that leaves
- * the queue between the scan and the read is skipped.
+ * cmd_queue.c - `postern queue list|show|flush|delete|hold|release`: the
+ * spool seen and managed through the public queue API (queue.h).
+ *
+ * list and show open the spool read-only: they never create, recover or
+ * change anything, and run safely beside a live posternd; a message that
+ * leaves the queue between the scan and the read is skipped.
+ *
+ * flush, delete, hold and release open it with pst_queue_open_admin (no
+ * spool lock: the daemon holds that) and change one message at a time
+ * under the message's own lock (pst_queue_lock_msg), the flock a delivery
+ * attempt holds from loading the envelope to writing it back, so an
+ * attempt and the tool never overwrite each other's envelope. The lock is
+ * waited for LOCK_WAIT_MS at most: a message in a long attempt is
+ * reported busy (exit 75) rather than hanging the tool.
+ *
+ * The daemon reads next_attempt and hold from the envelope at each
+ * attempt, but only learns that a message is due again when it scans the
+ * queue directory: flush and release send it SIGUSR1 (pid from
+ * SPOOL/posternd.pid; a pid whose /proc/PID/comm is not posternd is not
+ * signalled, so a stale file never hits an unrelated process).
  *
  * Envelope texts and message headers come from the network: control
  * characters are printed as \xNN so they cannot drive the terminal.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,12 +37,18 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dsn.h"
 #include "err.h"
 #include "queue.h"
 
 #define DEFAULT_SPOOL "./var/spool"
 /* header bytes shown by `show` before it cuts the output */
 #define MAX_HEADER_BYTES (1024 * 1024)
+/* how long a change waits for a delivery attempt to let go of a message */
+#define LOCK_WAIT_MS 5000
+/* the same for each message of `flush` without an id: one still locked
+ * after this is in an attempt already */
+#define FLUSH_ALL_WAIT_MS 200
 
 struct queue_args {
     const char *spool;
@@ -34,27 +58,45 @@ struct queue_args {
 
 struct queue_sub {
     const char *name;
-    int nargs; /* positional arguments wanted */
+    int min_args, max_args; /* positional arguments wanted */
     int (*run)(const struct queue_args *a);
 };
 
 static int queue_list(const struct queue_args *a);
 static int queue_show(const struct queue_args *a);
+static int queue_flush(const struct queue_args *a);
+static int queue_delete(const struct queue_args *a);
+static int queue_hold(const struct queue_args *a);
+static int queue_release(const struct queue_args *a);
 
 static const struct queue_sub subs[] = {
-    {"list", 0, queue_list},
-    {"show", 1, queue_show},
+    {"list", 0, 0, queue_list},     {"show", 1, 1, queue_show}, {"flush", 0, 1, queue_flush},
+    {"delete", 1, 1, queue_delete}, {"hold", 1, 1, queue_hold}, {"release", 1, 1, queue_release},
 };
 
 void cmd_queue_usage(FILE *f)
 {
     fprintf(f, "  postern queue list [--spool DIR]\n"
                "      one line per queued message: ID ARRIVAL(UTC) SIZE <SENDER>\n"
-               "      PENDING/TOTAL-RECIPIENTS ATTEMPTS\n"
+               "      rcpts=N pending=N delivered=N failed=N attempts=N\n"
+               "      next=TIME|now, and \"held\" when on hold\n"
                "  postern queue show ID [--spool DIR]\n"
-               "      the envelope, each recipient with its state and last reply, and\n"
-               "      the message's header\n"
-               "      (-s DIR is --spool DIR; the default spool is " DEFAULT_SPOOL ")\n");
+               "      the envelope (hold, DSN and submission fields), each recipient\n"
+               "      with its state, NOTIFY/ORCPT and last reply, and the message's\n"
+               "      header\n"
+               "  postern queue flush [ID] [--spool DIR]\n"
+               "      makes one message, or every message not on hold, due now and\n"
+               "      tells posternd (SIGUSR1) to try it at once\n"
+               "  postern queue hold ID [--spool DIR]\n"
+               "      keeps the message in the queue, not delivered, until released\n"
+               "  postern queue release ID [--spool DIR]\n"
+               "      ends a hold; the message is tried at once\n"
+               "  postern queue delete ID [--spool DIR]\n"
+               "      removes the message from the queue: it is NOT delivered and NO\n"
+               "      bounce goes to the sender\n"
+               "      (-s DIR is --spool DIR; the default spool is " DEFAULT_SPOOL ";\n"
+               "      exit 1: no such message, 2: usage or I/O error, 75: the message\n"
+               "      is being delivered right now, try again)\n");
 }
 
 /* ---- output helpers ---- */
@@ -103,12 +145,45 @@ static const char *state_name(enum pst_rcpt_state s)
     return "?";
 }
 
-static size_t pending_count(const struct pst_envelope *env)
+/* Recipients of the envelope in state s. */
+static size_t state_count(const struct pst_envelope *env, enum pst_rcpt_state s)
 {
     size_t n = 0;
     for (size_t i = 0; i < env->nrcpts; i++)
-        n += env->rcpts[i].state == PST_RCPT_PENDING;
+        n += env->rcpts[i].state == s;
     return n;
+}
+
+static size_t pending_count(const struct pst_envelope *env)
+{
+    return state_count(env, PST_RCPT_PENDING);
+}
+
+static void put_next(int64_t next)
+{
+    if (next == 0)
+        fputs("now", stdout);
+    else
+        put_time(next);
+}
+
+/* RFC 3461 4.1 NOTIFY keywords, comma-separated. */
+static void put_notify(unsigned notify)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } kw[] = {{PST_DSN_NOTIFY_NEVER, "NEVER"},
+              {PST_DSN_NOTIFY_SUCCESS, "SUCCESS"},
+              {PST_DSN_NOTIFY_FAILURE, "FAILURE"},
+              {PST_DSN_NOTIFY_DELAY, "DELAY"}};
+    const char *sep = "";
+    for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++) {
+        if (notify & kw[i].bit) {
+            printf("%s%s", sep, kw[i].name);
+            sep = ",";
+        }
+    }
 }
 
 /* Reason text of a library error (errno for I/O errors). */
@@ -178,7 +253,11 @@ static int list_one(const char *id, void *arg)
     put_time(env->arrival);
     printf(" %" PRIu64 " <", size);
     put_str(env->sender);
-    printf("> %zu/%zu %u\n", pending_count(env), env->nrcpts, env->attempts);
+    printf("> rcpts=%zu pending=%zu delivered=%zu failed=%zu attempts=%u next=", env->nrcpts,
+           pending_count(env), state_count(env, PST_RCPT_DELIVERED),
+           state_count(env, PST_RCPT_FAILED), env->attempts);
+    put_next(env->next_attempt);
+    printf("%s\n", env->hold ? " held" : "");
     pst_envelope_free(env);
     return 0;
 }
@@ -282,6 +361,20 @@ static int parse_id(const char *arg, char id[PST_QUEUE_ID_LEN + 1])
     return pst_queue_id_check(id);
 }
 
+/* parse_id for subcommand sub; CLI_ERROR after saying why. */
+static int get_id(const char *sub, const char *arg, char id[PST_QUEUE_ID_LEN + 1])
+{
+    if (parse_id(arg, id) == 0)
+        return CLI_OK;
+    fprintf(stderr, "postern: queue %s: '", sub);
+    size_t n = 0;
+    for (const char *p = arg; *p != '\0' && n < 64; p++, n++)
+        fputc(isprint((unsigned char)*p) ? *p : '?', stderr);
+    fprintf(stderr, "%s' is not a queue id (%d hex digits)\n", arg[n] != '\0' ? "..." : "",
+            PST_QUEUE_ID_LEN);
+    return CLI_ERROR;
+}
+
 static int queue_show(const struct queue_args *a)
 {
     char id[PST_QUEUE_ID_LEN + 1];
@@ -290,13 +383,8 @@ static int queue_show(const struct queue_args *a)
     int fd = -1;
     int ret;
 
-    if (parse_id(a->pos[0], id) != 0) {
-        fprintf(stderr, "postern: queue show: '");
-        for (const char *p = a->pos[0]; *p != '\0'; p++)
-            fputc(isprint((unsigned char)*p) ? *p : '?', stderr);
-        fprintf(stderr, "' is not a queue id (%d hex digits)\n", PST_QUEUE_ID_LEN);
+    if (get_id("show", a->pos[0], id) != CLI_OK)
         return CLI_ERROR;
-    }
     if ((ret = open_spool(a->spool, &q)) != CLI_OK)
         return ret;
     int rc = pst_queue_load(q, id, &env);
@@ -333,12 +421,22 @@ static int queue_show(const struct queue_args *a)
     }
     printf("\ntls:          %s\nsmtputf8:     %s\n8bit body:    %s\n", env->tls ? "yes" : "no",
            env->smtputf8 ? "yes" : "no", env->body_8bit ? "yes" : "no");
+    printf("auth user:    ");
+    put_str(env->auth_user != NULL ? env->auth_user : "(none)");
+    printf("\nquarantine:   %s\n", env->quarantine ? "yes (local delivery into Junk)" : "no");
+    printf("held:         %s\n", env->hold ? "yes (postern queue release ID ends it)" : "no");
     printf("attempts:     %u\nnext attempt: ", env->attempts);
-    if (env->next_attempt == 0)
-        printf("now");
-    else
-        put_time(env->next_attempt);
-    printf("\nrecipients:   %zu pending of %zu\n", pending_count(env), env->nrcpts);
+    put_next(env->next_attempt);
+    if (env->hold)
+        printf(" (on hold: not tried)");
+    static const char *const rets[] = {"(not given)", "full", "hdrs"};
+    printf("\ndsn ret:      %s\ndsn envid:    ",
+           env->ret >= 0 && env->ret <= 2 ? rets[env->ret] : "?");
+    put_str(env->envid != NULL ? env->envid : "(none)");
+    printf("\ndelay notice: %s\n", env->warned ? "sent" : "not sent");
+    printf("recipients:   %zu: %zu pending, %zu delivered, %zu failed\n", env->nrcpts,
+           pending_count(env), state_count(env, PST_RCPT_DELIVERED),
+           state_count(env, PST_RCPT_FAILED));
     for (size_t i = 0; i < env->nrcpts; i++) {
         const struct pst_envelope_rcpt *r = &env->rcpts[i];
         printf("  <");
@@ -347,6 +445,14 @@ static int queue_show(const struct queue_args *a)
         if (r->user != NULL) {
             printf(" user ");
             put_str(r->user);
+        }
+        if (r->notify != 0) {
+            printf(" notify=");
+            put_notify(r->notify);
+        }
+        if (r->orcpt != NULL) {
+            printf(" orcpt=");
+            put_str(r->orcpt);
         }
         printf("\n");
         if (r->last_reply != NULL) {
@@ -368,6 +474,340 @@ out:
     pst_envelope_free(env);
     pst_queue_close(q);
     return ret;
+}
+
+/* ---- changes: flush, delete, hold, release ---- */
+
+static int open_admin(const char *spool, struct pst_queue **q)
+{
+    int rc = pst_queue_open_admin(spool, q);
+    if (rc == 0)
+        return CLI_OK;
+    if (rc == PST_ERR_NOTFOUND)
+        fprintf(stderr, "postern: queue: %s: no spool there (needs %s/incoming and %s/queue)\n",
+                spool, spool, spool);
+    else
+        fprintf(stderr, "postern: queue: cannot open spool %s: %s\n", spool, why(rc, errno));
+    return CLI_ERROR;
+}
+
+/* What a change does to a locked, loaded envelope. */
+enum change_result {
+    CHANGE_WRITE,   /* write the envelope back */
+    CHANGE_REMOVE,  /* remove the message */
+    CHANGE_NOTHING, /* leave it as it is */
+};
+
+/* One message changed under its lock: lock (waiting wait_ms at most), load, fn decides, write back
+ * or remove, unlock. Returns 0 or a PST_ERR_* (PST_ERR_NOTFOUND: not queued, PST_ERR_AGAIN: still
+ * locked by a delivery attempt); *result gets fn's verdict. */
+static int change_one(struct pst_queue *q, const char *id, unsigned wait_ms,
+                      enum change_result (*fn)(struct pst_envelope *env, void *arg), void *arg,
+                      enum change_result *result)
+{
+    int fd = -1;
+    struct pst_envelope *env = NULL;
+    int rc = pst_queue_lock_msg(q, id, wait_ms, &fd);
+    if (rc != 0)
+        return rc;
+    if ((rc = pst_queue_load(q, id, &env)) != 0)
+        goto out;
+    *result = fn(env, arg);
+    if (*result == CHANGE_WRITE)
+        rc = pst_queue_update(q, env);
+    else if (*result == CHANGE_REMOVE)
+        rc = pst_queue_remove(q, id);
+out:;
+    int err = errno;
+    pst_envelope_free(env);
+    pst_queue_unlock_msg(fd);
+    errno = err;
+    return rc;
+}
+
+/* The message of a failed change_one; CLI_NOTFOUND, CLI_TEMPFAIL or
+ * CLI_ERROR. */
+static int change_failed(const char *sub, const struct queue_args *a, const char *id, int rc,
+                         int err)
+{
+    if (rc == PST_ERR_NOTFOUND) {
+        fprintf(stderr, "postern: queue %s: %s: not in the queue at %s\n", sub, id, a->spool);
+        return CLI_NOTFOUND;
+    }
+    if (rc == PST_ERR_AGAIN) {
+        fprintf(stderr,
+                "postern: queue %s: %s: being delivered right now (still locked after %d s); "
+                "try again\n",
+                sub, id, LOCK_WAIT_MS / 1000);
+        return CLI_TEMPFAIL;
+    }
+    fprintf(stderr, "postern: queue %s: %s: %s\n", sub, id, why(rc, err));
+    return CLI_ERROR;
+}
+
+enum daemon_signal {
+    SIGNAL_SENT,
+    SIGNAL_NOT_RUNNING,
+    SIGNAL_FAILED,
+};
+
+/* Reads at most cap - 1 bytes of dir/name into buf (NUL-terminated);
+ * the number read, or -1 with errno. */
+static ssize_t read_small(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n;
+    do
+        n = read(fd, buf, cap - 1);
+    while (n < 0 && errno == EINTR);
+    int err = errno;
+    close(fd);
+    errno = err;
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return n;
+}
+
+/* SIGUSR1 to the posternd of this spool: it scans the queue directory
+ * and tries every message that is due (delivery.c). *pid gets the pid
+ * read, 0 when none. */
+static enum daemon_signal signal_daemon(const char *spool, long *pid)
+{
+    char path[PATH_MAX], text[32];
+    *pid = 0;
+    int w = snprintf(path, sizeof(path), "%s/posternd.pid", spool);
+    if (w < 0 || (size_t)w >= sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return SIGNAL_FAILED;
+    }
+    if (read_small(path, text, sizeof(text)) < 0)
+        return errno == ENOENT ? SIGNAL_NOT_RUNNING : SIGNAL_FAILED;
+    /* "PID\n", as main.c of posternd writes it */
+    long v = 0;
+    const char *p = text;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        v = v * 10 + (*p - '0');
+        if (v > INT_MAX)
+            break;
+    }
+    if (p == text || v <= 1 || v > INT_MAX || (*p != '\0' && strcmp(p, "\n") != 0)) {
+        errno = EINVAL;
+        return SIGNAL_FAILED;
+    }
+    *pid = v;
+    /* a stale pid file may name a process that is not ours: its comm is
+     * not posternd (checked where /proc is there to ask) */
+    char comm[32];
+    if (access("/proc/self/comm", R_OK) == 0) {
+        snprintf(path, sizeof(path), "/proc/%ld/comm", v);
+        if (read_small(path, comm, sizeof(comm)) < 0)
+            return errno == ENOENT ? SIGNAL_NOT_RUNNING : SIGNAL_FAILED;
+        if (strcmp(comm, "posternd\n") != 0)
+            return SIGNAL_NOT_RUNNING;
+    }
+    if (kill((pid_t)v, SIGUSR1) != 0)
+        return errno == ESRCH ? SIGNAL_NOT_RUNNING : SIGNAL_FAILED;
+    return SIGNAL_SENT;
+}
+
+/* Tells the daemon and says what happened; what names the message(s). */
+static void wake_daemon(const char *sub, const char *spool, const char *what)
+{
+    long pid;
+    switch (signal_daemon(spool, &pid)) {
+    case SIGNAL_SENT:
+        printf("posternd (pid %ld) told to try %s now\n", pid, what);
+        break;
+    case SIGNAL_NOT_RUNNING:
+        printf("posternd not running: %s delivered at its next start\n",
+               strcmp(what, "it") == 0 ? "the message is" : "the messages are");
+        break;
+    case SIGNAL_FAILED: {
+        /* the envelope change stands: the daemon's own scan (every ten
+         * minutes) finds it */
+        int err = errno;
+        char who[64] = "";
+        if (pid != 0)
+            snprintf(who, sizeof(who), ", pid %ld", pid);
+        fprintf(stderr,
+                "postern: queue %s: cannot signal posternd (%s/posternd.pid%s): %s; "
+                "it tries %s at its next queue scan, within ten minutes\n",
+                sub, spool, who, strerror(err), what);
+        break;
+    }
+    }
+}
+
+static enum change_result do_hold(struct pst_envelope *env, void *arg)
+{
+    (void)arg;
+    if (env->hold)
+        return CHANGE_NOTHING;
+    env->hold = 1;
+    return CHANGE_WRITE;
+}
+
+static enum change_result do_release(struct pst_envelope *env, void *arg)
+{
+    (void)arg;
+    if (!env->hold)
+        return CHANGE_NOTHING;
+    env->hold = 0;
+    env->next_attempt = 0;
+    return CHANGE_WRITE;
+}
+
+/* flush: due now, unless on hold (*held counts those). */
+static enum change_result do_flush(struct pst_envelope *env, void *arg)
+{
+    int *held = arg;
+    if (env->hold) {
+        (*held)++;
+        return CHANGE_NOTHING;
+    }
+    if (env->next_attempt == 0)
+        return CHANGE_NOTHING;
+    env->next_attempt = 0;
+    return CHANGE_WRITE;
+}
+
+static enum change_result do_delete(struct pst_envelope *env, void *arg)
+{
+    (void)env;
+    (void)arg;
+    return CHANGE_REMOVE;
+}
+
+/* hold, release and delete: one message by id. */
+static int change_by_id(const char *sub, const struct queue_args *a,
+                        enum change_result (*fn)(struct pst_envelope *, void *),
+                        char id[PST_QUEUE_ID_LEN + 1], enum change_result *result)
+{
+    struct pst_queue *q;
+    int ret;
+    if (get_id(sub, a->pos[0], id) != CLI_OK)
+        return CLI_ERROR;
+    if ((ret = open_admin(a->spool, &q)) != CLI_OK)
+        return ret;
+    int rc = change_one(q, id, LOCK_WAIT_MS, fn, NULL, result);
+    int err = errno;
+    pst_queue_close(q);
+    if (rc != 0)
+        return change_failed(sub, a, id, rc, err);
+    return CLI_OK;
+}
+
+static int queue_hold(const struct queue_args *a)
+{
+    char id[PST_QUEUE_ID_LEN + 1];
+    enum change_result r;
+    int ret = change_by_id("hold", a, do_hold, id, &r);
+    if (ret == CLI_OK)
+        printf("%s: %s\n", id, r == CHANGE_WRITE ? "on hold" : "already on hold");
+    return ret;
+}
+
+static int queue_release(const struct queue_args *a)
+{
+    char id[PST_QUEUE_ID_LEN + 1];
+    enum change_result r;
+    int ret = change_by_id("release", a, do_release, id, &r);
+    if (ret != CLI_OK)
+        return ret;
+    if (r != CHANGE_WRITE) {
+        printf("%s: not on hold; nothing to release\n", id);
+        return CLI_OK;
+    }
+    printf("%s: released\n", id);
+    wake_daemon("release", a->spool, "it");
+    return CLI_OK;
+}
+
+static int queue_delete(const struct queue_args *a)
+{
+    char id[PST_QUEUE_ID_LEN + 1];
+    enum change_result r;
+    int ret = change_by_id("delete", a, do_delete, id, &r);
+    if (ret == CLI_OK)
+        printf("%s: deleted (not delivered, no bounce sent)\n", id);
+    return ret;
+}
+
+struct flush_ctx {
+    struct pst_queue *q;
+    const struct queue_args *a;
+    size_t due, busy;
+    int held, failed;
+};
+
+static int flush_cb(const char *id, void *arg)
+{
+    struct flush_ctx *c = arg;
+    enum change_result r;
+    int held = c->held;
+    int rc = change_one(c->q, id, FLUSH_ALL_WAIT_MS, do_flush, &c->held, &r);
+    if (rc == 0)
+        c->due += c->held == held; /* held ones are left alone */
+    else if (rc == PST_ERR_AGAIN)
+        c->busy++;                   /* being tried right now anyway */
+    else if (rc != PST_ERR_NOTFOUND) /* NOTFOUND: delivered since the scan */
+        c->failed = change_failed("flush", c->a, id, rc, errno) != CLI_OK;
+    return 0;
+}
+
+static int queue_flush(const struct queue_args *a)
+{
+    struct pst_queue *q;
+    int ret;
+    char id[PST_QUEUE_ID_LEN + 1];
+
+    if (a->npos == 1 && get_id("flush", a->pos[0], id) != CLI_OK)
+        return CLI_ERROR;
+    if ((ret = open_admin(a->spool, &q)) != CLI_OK)
+        return ret;
+    if (a->npos == 1) {
+        int held = 0;
+        enum change_result r;
+        int rc = change_one(q, id, LOCK_WAIT_MS, do_flush, &held, &r);
+        int err = errno;
+        pst_queue_close(q);
+        if (rc == PST_ERR_AGAIN) {
+            printf("%s: being delivered right now\n", id);
+            return CLI_OK;
+        }
+        if (rc != 0)
+            return change_failed("flush", a, id, rc, err);
+        if (held) {
+            fprintf(stderr,
+                    "postern: queue flush: %s is on hold: not flushed "
+                    "(postern queue release %s delivers it)\n",
+                    id, id);
+            return CLI_OK;
+        }
+        printf("%s: due now\n", id);
+        wake_daemon("flush", a->spool, "it");
+        return CLI_OK;
+    }
+    struct flush_ctx c = {.q = q, .a = a};
+    int rc = pst_queue_scan(q, flush_cb, &c);
+    int err = errno;
+    pst_queue_close(q);
+    if (rc != 0) {
+        fprintf(stderr, "postern: queue flush: cannot read %s/queue: %s\n", a->spool, why(rc, err));
+        return CLI_ERROR;
+    }
+    printf("%zu message%s due now", c.due + c.busy, c.due + c.busy == 1 ? "" : "s");
+    if (c.busy > 0)
+        printf(" (%zu being delivered already)", c.busy);
+    if (c.held > 0)
+        printf("; %d on hold, left alone", c.held);
+    printf("\n");
+    if (c.due + c.busy > 0)
+        wake_daemon("flush", a->spool, "the queue");
+    return c.failed ? CLI_ERROR : CLI_OK;
 }
 
 /* ---- dispatch ---- */
@@ -424,9 +864,9 @@ int cmd_queue(int argc, char **argv)
         struct queue_args a = {.spool = DEFAULT_SPOOL};
         if (parse_args(argc - 2, argv + 2, name, &a) != CLI_OK)
             return CLI_ERROR;
-        if (a.npos != subs[i].nargs) {
+        if (a.npos < subs[i].min_args || a.npos > subs[i].max_args) {
             fprintf(stderr, "postern: queue %s: %s\nusage:\n", name,
-                    a.npos < subs[i].nargs ? "missing argument" : "too many arguments");
+                    a.npos < subs[i].min_args ? "missing argument" : "too many arguments");
             cmd_queue_usage(stderr);
             return CLI_ERROR;
         }
