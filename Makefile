@@ -42,6 +42,9 @@ install: build
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
 	sed 's|/usr/local/|$(PREFIX)/|g' contrib/posternd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/posternd.service
 	install -D -m 0644 docs/postern.conf.example $(DESTDIR)$(PREFIX)/share/doc/postern/postern.conf.example
+	install -d $(DESTDIR)$(PREFIX)/sbin
+	ln -sfn ../bin/postern $(DESTDIR)$(PREFIX)/sbin/sendmail
+	ln -sfn postern $(DESTDIR)$(PREFIX)/bin/mailq
 
 fmt:
 	git ls-files '*.c' '*.h' | xargs clang-format -i

@@ -54,6 +54,13 @@ void cmd_auth_usage(FILE *f);
 int cmd_user(int argc, char **argv);
 void cmd_user_usage(FILE *f);
 
+/* `postern sendmail [OPTIONS] [RECIPIENT...]`, also run as `sendmail`
+ * (cmd_sendmail.c); exits with sysexits.h codes. */
+int cmd_sendmail(int argc, char **argv);
+void cmd_sendmail_usage(FILE *f);
+/* `mailq`: `postern queue list` with argv[1..] after it. */
+int cmd_mailq(int argc, char **argv);
+
 struct pst_resolver;
 
 /* The DNS options of every command that does DNS: --dns-server ADDR[:PORT],

@@ -18,6 +18,8 @@ static const struct cli_cmd commands[] = {
     {"spf", cmd_spf, cmd_spf_usage, "check a client address against a domain's SPF policy"},
     {"auth", cmd_auth, cmd_auth_usage, "run the SPF, DKIM and DMARC checks of received mail on a message"},
     {"user", cmd_user, cmd_user_usage, "manage the submission users (AUTH) and their addresses"},
+    {"sendmail", cmd_sendmail, cmd_sendmail_usage,
+     "submit a message to posternd (sendmail-compatible)"},
     {"help", cmd_help, cmd_help_usage, "show this help, or a command's"},
     {"version", cmd_version, cmd_version_usage, "print the version"},
 };
@@ -97,6 +99,13 @@ static int finish(int rc)
 
 int main(int argc, char **argv)
 {
+    /* run as /usr/sbin/sendmail (or mailq) through a link */
+    const char *base = argc > 0 && argv[0] != NULL ? strrchr(argv[0], '/') : NULL;
+    base = base != NULL ? base + 1 : (argc > 0 && argv[0] != NULL ? argv[0] : "");
+    if (strcmp(base, "sendmail") == 0)
+        return finish(cmd_sendmail(argc, argv));
+    if (strcmp(base, "mailq") == 0)
+        return finish(cmd_mailq(argc, argv));
     if (argc < 2) {
         usage(stderr);
         return CLI_ERROR;
