@@ -45,8 +45,9 @@
  * message or sender, or -t found no recipient; EX_NOUSER a recipient
  * refused permanently (the others, if any, got the message: stderr names
  * each refusal); EX_UNAVAILABLE the daemon refused the session; EX_TEMPFAIL
- * the daemon is not reachable or answered 4xx; EX_NOINPUT / EX_IOERR /
- * EX_OSERR / EX_CANTCREAT for local failures.
+ * the daemon is not reachable or answered 4xx; EX_IOERR (reading stdin),
+ * EX_CANTCREAT (the temporary file), EX_OSERR (memory) and EX_NOUSER (a
+ * uid without a user name) for local failures.
  *
  * Limits: the message is read into memory up to CLI_MAX_MESSAGE; at most
  * MAX_FIELDS header fields, PST_SMTPC_MAX_RCPTS recipients and MAX_ADDR
@@ -147,7 +148,7 @@ static int opt_o(struct sm_opts *o, const char *t)
     if ((t[0] == 'e' && (t[1] == '\0' || (strchr("mepqw", t[1]) != NULL && t[2] == '\0'))) ||
         strcmp(t, "m") == 0 || strcmp(t, "o") == 0 || strcmp(t, "7") == 0 || strcmp(t, "8") == 0 ||
         (t[0] == 'd' && t[1] != '\0' && strchr("bidq", t[1]) != NULL && t[2] == '\0') ||
-        t[0] == 'Q' || t[0] == 'A')
+        ((t[0] == 'Q' || t[0] == 'A') && t[1] != '\0'))
         return 0;
     say("unknown option -o%s", t);
     return -1;
@@ -828,7 +829,12 @@ static int run_smtp(const char *path)
             ssize_t n = read(s, buf, sizeof buf);
             if (n < 0 && errno == EINTR)
                 continue;
-            if (n <= 0)
+            if (n < 0) {
+                say("reading from posternd: %s", strerror(errno));
+                rc = EX_IOERR;
+                break;
+            }
+            if (n == 0)
                 break; /* the daemon closed */
             if (write_all(1, buf, (size_t)n) != 0) {
                 if (errno != EPIPE)
@@ -943,7 +949,7 @@ static int make_sender(struct sm_run *s)
         return EX_OSERR;
     }
     if (s->sender[0] != '\0' && !addr_ok(s->sender)) {
-        say("bad sender address \"%s\"", s->o.sender);
+        say("bad sender address \"%.200s\"", s->sender);
         return EX_USAGE;
     }
     return 0;

@@ -106,6 +106,22 @@ def test_extract_adds_command_line_recipients(smd):
     smd.maildir("alice").wait(1, match="sm-extract-add")
 
 
+def test_command_line_address_lists(smd):
+    p = sendmail(smd, ["Bob <bob@example.test>, alice@example.test (Alice)"], msg("sm-list"))
+    assert p.returncode == 0, p.stderr
+    smd.maildir("bob").wait(1, match="sm-list")
+    smd.maildir("alice").wait(1, match="sm-list")
+
+
+def test_mbox_from_line_dropped(smd):
+    m = "From someone@example.org Sat Nov 28 12:00:00 2026\n" + msg("sm-mbox")
+    p = sendmail(smd, ["alice@example.test"], m)
+    assert p.returncode == 0, p.stderr
+    (raw,) = smd.maildir("alice").wait(1, match="sm-mbox")
+    assert b"someone@example.org" not in raw
+    assert field(raw, "From") == ["Alice <alice@example.test>"]
+
+
 def test_extract_without_recipients_fails(smd):
     p = sendmail(smd, ["-t"], "From: alice@example.test\nSubject: sm-none\n\nbody\n")
     assert p.returncode == EX_DATAERR, p
@@ -233,7 +249,7 @@ def test_dsn_options(smd):
 
 
 @pytest.mark.parametrize("args", [["-x", "alice@example.test"], ["-N", "sometimes", "a@b"],
-                                  ["-R", "all", "a@b"], ["-bd"], ["-f"], ["-oX", "a@b"], []])
+                                  ["-R", "all", "a@b"], ["-bd"], ["-f"], ["-oX", "a@b"], ["-oQ", "/dir", "a@b"], []])
 def test_bad_usage(smd, args):
     p = sendmail(smd, args, msg("sm-usage"))
     assert p.returncode == EX_USAGE, p
