@@ -54,11 +54,13 @@ struct queue_args {
     const char *spool;
     const char *pos[2]; /* positional arguments */
     int npos;
+    int json; /* --json (list and show) */
 };
 
 struct queue_sub {
     const char *name;
     int min_args, max_args; /* positional arguments wanted */
+    int json;               /* takes --json */
     int (*run)(const struct queue_args *a);
 };
 
@@ -70,20 +72,23 @@ static int queue_hold(const struct queue_args *a);
 static int queue_release(const struct queue_args *a);
 
 static const struct queue_sub subs[] = {
-    {"list", 0, 0, queue_list},     {"show", 1, 1, queue_show}, {"flush", 0, 1, queue_flush},
-    {"delete", 1, 1, queue_delete}, {"hold", 1, 1, queue_hold}, {"release", 1, 1, queue_release},
+    {"list", 0, 0, 1, queue_list},   {"show", 1, 1, 1, queue_show},
+    {"flush", 0, 1, 0, queue_flush}, {"delete", 1, 1, 0, queue_delete},
+    {"hold", 1, 1, 0, queue_hold},   {"release", 1, 1, 0, queue_release},
 };
 
 void cmd_queue_usage(FILE *f)
 {
-    fprintf(f, "  postern queue list [--spool DIR]\n"
+    fprintf(f, "  postern queue list [--json] [--spool DIR]\n"
                "      one line per queued message: ID ARRIVAL(UTC) SIZE <SENDER>\n"
                "      rcpts=N pending=N delivered=N failed=N attempts=N\n"
                "      next=TIME|now, and \"held\" when on hold\n"
-               "  postern queue show ID [--spool DIR]\n"
+               "  postern queue show ID [--json] [--spool DIR]\n"
                "      the envelope (hold, DSN and submission fields), each recipient\n"
                "      with its state, NOTIFY/ORCPT and last reply, and the message's\n"
                "      header\n"
+               "      (--json: list gives an array of objects, show one object with\n"
+               "      the envelope; times are seconds since the epoch, 0 = now)\n"
                "  postern queue flush [ID] [--spool DIR]\n"
                "      makes one message, or every message not on hold, due now and\n"
                "      tells posternd (SIGUSR1) to try it at once\n"
@@ -167,8 +172,9 @@ static void put_next(int64_t next)
         put_time(next);
 }
 
-/* RFC 3461 4.1 NOTIFY keywords, comma-separated. */
-static void put_notify(unsigned notify)
+/* RFC 3461 4.1 NOTIFY keywords, comma-separated, or (json) as a JSON
+ * array ([] when none was given). */
+static void put_notify(unsigned notify, int json)
 {
     static const struct {
         unsigned bit;
@@ -177,13 +183,18 @@ static void put_notify(unsigned notify)
               {PST_DSN_NOTIFY_SUCCESS, "SUCCESS"},
               {PST_DSN_NOTIFY_FAILURE, "FAILURE"},
               {PST_DSN_NOTIFY_DELAY, "DELAY"}};
+    const char *q = json ? "\"" : "";
     const char *sep = "";
+    if (json)
+        putchar('[');
     for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++) {
         if (notify & kw[i].bit) {
-            printf("%s%s", sep, kw[i].name);
+            printf("%s%s%s%s", sep, q, kw[i].name, q);
             sep = ",";
         }
     }
+    if (json)
+        putchar(']');
 }
 
 /* Reason text of a library error (errno for I/O errors). */
@@ -222,11 +233,87 @@ static int msg_size(struct pst_queue *q, const char *id, uint64_t *size)
     return rc;
 }
 
+/* ---- JSON output (--json) ---- */
+
+/* A JSON string (RFC 8259 7). Envelope texts are UTF-8 (the envelope
+ * decoder refuses anything else), so bytes >= 0x80 pass as they are. */
+static void put_json_str(const char *s)
+{
+    if (s == NULL) {
+        fputs("null", stdout);
+        return;
+    }
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
+static const char *json_bool(int b)
+{
+    return b ? "true" : "false";
+}
+
+/* The fields list and show share. */
+static void put_json_summary(const struct pst_envelope *env, uint64_t size)
+{
+    printf("{\"id\":\"%s\",\"arrival\":%" PRId64 ",\"size\":%" PRIu64 ",\"sender\":", env->id,
+           env->arrival, size);
+    put_json_str(env->sender);
+    printf(",\"rcpts\":%zu,\"pending\":%zu,\"delivered\":%zu,\"failed\":%zu,\"attempts\":%u,"
+           "\"next_attempt\":%" PRId64 ",\"hold\":%s",
+           env->nrcpts, pending_count(env), state_count(env, PST_RCPT_DELIVERED),
+           state_count(env, PST_RCPT_FAILED), env->attempts, env->next_attempt,
+           json_bool(env->hold));
+}
+
+/* show --json: the summary and the whole envelope, one object. */
+static void put_json_envelope(const struct pst_envelope *env, uint64_t size)
+{
+    static const char *const rets[] = {NULL, "full", "hdrs"};
+    put_json_summary(env, size);
+    printf(",\"client_addr\":");
+    put_json_str(env->client_addr);
+    printf(",\"helo\":");
+    put_json_str(env->helo);
+    printf(",\"tls\":%s,\"smtputf8\":%s,\"body_8bit\":%s,\"auth_user\":", json_bool(env->tls),
+           json_bool(env->smtputf8), json_bool(env->body_8bit));
+    put_json_str(env->auth_user);
+    printf(",\"quarantine\":%s,\"ret\":", json_bool(env->quarantine));
+    put_json_str(env->ret >= 0 && env->ret <= 2 ? rets[env->ret] : NULL);
+    printf(",\"envid\":");
+    put_json_str(env->envid);
+    printf(",\"warned\":%s,\"recipients\":[", json_bool(env->warned));
+    for (size_t i = 0; i < env->nrcpts; i++) {
+        const struct pst_envelope_rcpt *r = &env->rcpts[i];
+        printf("%s{\"addr\":", i ? "," : "");
+        put_json_str(r->addr);
+        printf(",\"user\":");
+        put_json_str(r->user);
+        printf(",\"state\":\"%s\",\"last_reply\":", state_name(r->state));
+        put_json_str(r->last_reply);
+        printf(",\"notify\":");
+        put_notify(r->notify, 1);
+        printf(",\"orcpt\":");
+        put_json_str(r->orcpt);
+        putchar('}');
+    }
+    printf("]}\n");
+}
+
 /* ---- list ---- */
 
 struct list_ctx {
     struct pst_queue *q;
     int failed;
+    int json;
+    size_t n; /* messages listed */
 };
 
 static int list_one(const char *id, void *arg)
@@ -249,6 +336,14 @@ static int list_one(const char *id, void *arg)
         pst_envelope_free(env);
         return 0;
     }
+    if (c->json) {
+        fputs(c->n ? ",\n" : "\n", stdout);
+        put_json_summary(env, size);
+        putchar('}');
+        c->n++;
+        pst_envelope_free(env);
+        return 0;
+    }
     printf("%s ", env->id);
     put_time(env->arrival);
     printf(" %" PRIu64 " <", size);
@@ -268,9 +363,13 @@ static int queue_list(const struct queue_args *a)
     int rc = open_spool(a->spool, &q);
     if (rc != CLI_OK)
         return rc;
-    struct list_ctx c = {.q = q};
+    struct list_ctx c = {.q = q, .json = a->json};
+    if (c.json)
+        putchar('[');
     rc = pst_queue_scan(q, list_one, &c);
     pst_queue_close(q);
+    if (c.json)
+        printf("%s]\n", c.n ? "\n" : "");
     if (rc != 0) {
         fprintf(stderr, "postern: queue list: cannot read %s/queue: %s\n", a->spool,
                 why(rc, errno));
@@ -409,6 +508,11 @@ static int queue_show(const struct queue_args *a)
         goto out;
     }
 
+    if (a->json) {
+        put_json_envelope(env, size);
+        ret = CLI_OK;
+        goto out;
+    }
     printf("id:           %s\narrival:      ", env->id);
     put_time(env->arrival);
     printf("\nsize:         %" PRIu64 " bytes\nsender:       <", size);
@@ -448,7 +552,7 @@ static int queue_show(const struct queue_args *a)
         }
         if (r->notify != 0) {
             printf(" notify=");
-            put_notify(r->notify);
+            put_notify(r->notify, 0);
         }
         if (r->orcpt != NULL) {
             printf(" orcpt=");
@@ -828,6 +932,8 @@ static int parse_args(int argc, char **argv, const char *sub, struct queue_args 
             a->spool = argv[++i];
         } else if (opts && strncmp(s, "--spool=", 8) == 0) {
             a->spool = s + 8;
+        } else if (opts && strcmp(s, "--json") == 0) {
+            a->json = 1;
         } else if (opts && s[0] == '-' && s[1] != '\0') {
             fprintf(stderr, "postern: queue %s: unknown option '%s'\n", sub, s);
             return CLI_ERROR;
@@ -864,6 +970,10 @@ int cmd_queue(int argc, char **argv)
         struct queue_args a = {.spool = DEFAULT_SPOOL};
         if (parse_args(argc - 2, argv + 2, name, &a) != CLI_OK)
             return CLI_ERROR;
+        if (a.json && !subs[i].json) {
+            fprintf(stderr, "postern: queue %s: --json is for list and show\n", name);
+            return CLI_ERROR;
+        }
         if (a.npos < subs[i].min_args || a.npos > subs[i].max_args) {
             fprintf(stderr, "postern: queue %s: %s\nusage:\n", name,
                     a.npos < subs[i].min_args ? "missing argument" : "too many arguments");

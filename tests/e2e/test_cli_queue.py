@@ -4,6 +4,7 @@ and shown, and the retry delivers it once the Maildir is fixed; remote mail
 deferred for an hour is delivered at once by flush or release (SIGUSR1 to
 posternd), not at all while held, and never after delete."""
 import fcntl
+import json
 import os
 import signal
 import socket
@@ -66,6 +67,11 @@ def test_queue_show_unknown_id_fails(daemon):
 def test_queue_list_empty_queue(daemon):
     d = daemon()
     assert queue_ids(d.spool) == []
+    p = queue_cli("list", spool=d.spool)
+    assert (p.returncode, p.stdout, p.stderr) == (0, "", "")
+    p = queue_cli("list", "--json", spool=d.spool)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == []
 
 
 def test_retry_delivers_after_fix(daemon):
@@ -107,7 +113,7 @@ def test_delivered_recipient_is_not_delivered_again_on_retry(daemon):
 # one per test: a sink, once started, answers for its domain until the
 # module's rig stops
 DOMAINS = ("qflush.test", "qbyid.test", "qhold.test", "qdelete.test", "qstopped.test",
-           "qbusy.test")
+           "qbusy.test", "qdsn.test")
 
 
 @pytest.fixture(scope="module")
@@ -397,3 +403,63 @@ def test_flush_and_release_of_local_mail(daemon):
     assert p.returncode == 0, p.stderr
     d.maildir("bob").wait(1, match=s, timeout=15)
     wait_until(lambda: qid not in queue_ids(d.spool), 10, what=f"{qid} leaving the queue")
+
+
+def test_show_dsn_fields_text_and_json(relay, mx):
+    """RET, ENVID, NOTIFY and ORCPT given at submission, a local recipient
+    delivered and a remote one deferred: show and list, as text and JSON."""
+    d = relay()
+    c = LocalClient(d.local_path)
+    d.clients.append(c)
+    c.greeting()
+    c.ehlo("localhost")
+    assert c.cmd("MAIL FROM:<dsn@example.test> RET=HDRS ENVID=env+2Bid").code == 250
+    assert c.cmd("RCPT TO:<far@qdsn.test> NOTIFY=SUCCESS,DELAY "
+                 "ORCPT=rfc822;far@qdsn.test").code == 250
+    assert c.cmd("RCPT TO:<alice@example.test>").code == 250
+    assert c.cmd("DATA").code == 354
+    c.send(pstlib.dot_stuff(pstlib.message("dsnfields", to="far@qdsn.test")) + b".\r\n")
+    r = c.reply()
+    qid = r.queue_id
+    assert qid, r
+    c.quit()
+    wait_until(lambda: "attempts=1 " in (list_line(d, qid) or ""), 30, what="a failed attempt")
+
+    line = list_line(d, qid)
+    assert " <dsn@example.test> rcpts=2 pending=1 delivered=1 failed=0 attempts=1 " in line, line
+    p = queue_cli("show", qid, spool=d.spool)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "dsn ret:      hdrs\n" in out, out
+    assert "dsn envid:    env+2Bid\n" in out, out
+    assert "<far@qdsn.test> pending notify=SUCCESS,DELAY orcpt=rfc822;far@qdsn.test\n" in out, out
+    assert "<alice@example.test> delivered user alice\n" in out, out
+    assert "    last reply: delivered to Maildir\n" in out, out
+    assert "Subject: dsnfields" in out
+
+    p = queue_cli("show", qid, "--json", spool=d.spool)
+    assert p.returncode == 0, p.stderr
+    env = json.loads(p.stdout)
+    assert env["id"] == qid
+    assert env["sender"] == "dsn@example.test"
+    assert (env["ret"], env["envid"], env["hold"], env["warned"]) == ("hdrs", "env+2Bid", False,
+                                                                     False)
+    assert env["auth_user"] == "root" and env["client_addr"] == "local"
+    assert (env["rcpts"], env["pending"], env["delivered"], env["failed"]) == (2, 1, 1, 0)
+    assert env["attempts"] == 1 and env["next_attempt"] > time.time() + 3000
+    far, alice = env["recipients"]
+    assert far["addr"] == "far@qdsn.test" and far["state"] == "pending"
+    assert far["notify"] == ["SUCCESS", "DELAY"] and far["orcpt"] == "rfc822;far@qdsn.test"
+    assert far["user"] is None and far["last_reply"]
+    assert alice == {"addr": "alice@example.test", "user": "alice", "state": "delivered",
+                     "last_reply": "delivered to Maildir", "notify": [], "orcpt": None}
+
+    assert queue_cli("hold", qid, spool=d.spool).returncode == 0
+    p = queue_cli("list", "--json", spool=d.spool)
+    assert p.returncode == 0, p.stderr
+    (summary,) = json.loads(p.stdout)
+    assert summary == {k: env[k] for k in summary if k != "hold"} | {"hold": True}
+    assert set(summary) == {"id", "arrival", "size", "sender", "rcpts", "pending", "delivered",
+                            "failed", "attempts", "next_attempt", "hold"}
+    p = queue_cli("hold", qid, "--json", spool=d.spool)
+    assert p.returncode == 2 and "--json is for list and show" in p.stderr
