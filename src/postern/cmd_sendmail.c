@@ -101,7 +101,7 @@ void cmd_sendmail_usage(FILE *f)
                "      -B 7BIT|8BITMIME  body type\n"
                "      -bm          deliver the message (the default)\n"
                "      -bs          SMTP on stdin/stdout, relayed to the daemon\n"
-               "      -bp          list the queue (postern queue list)\n"
+               "      -bp [ARGS]   list the queue (postern queue list [ARGS])\n"
                "      ignored: -m -n -v -U -G -oe[mepqw] -om -oo -od[bidq] -o7 -o8\n"
                "               -oQDIR -oAFILE -h N -C FILE -L LABEL\n"
                "      exit: 0 accepted, 64 usage, 65 message or sender refused, 67 a\n"
@@ -249,6 +249,12 @@ static int parse_options(int argc, char **argv, struct sm_opts *o)
                 }
                 if (opt_value(o, c, v) != 0)
                     return EX_USAGE;
+                if (o->mode == MODE_QUEUE) {
+                    /* -bp: the rest is for `postern queue list` */
+                    o->args = argv + i + 1;
+                    o->nargs = argc - i - 1;
+                    return 0;
+                }
                 break;
             }
             if (c == 't')
@@ -1094,8 +1100,8 @@ int cmd_sendmail(int argc, char **argv)
     if (path == NULL || path[0] == '\0')
         path = DEFAULT_SOCKET;
     if (s.o.mode == MODE_QUEUE) {
-        char *qa[] = {"mailq", NULL};
-        rc = cmd_mailq(1, qa);
+        /* argv[0] of cmd_mailq is not read: the option before the rest is */
+        rc = cmd_mailq(s.o.nargs + 1, s.o.args - 1);
         goto out;
     }
     if (s.o.mode == MODE_SMTP) {

@@ -30,16 +30,20 @@ def sockdir():
     shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture
-def smd(daemon, sockdir):
+def start_local(daemon, sockdir, **overrides):
     """posternd with the default listeners and a local one."""
     path = os.path.join(sockdir, "submit.sock")
-    d = daemon(start=False)
+    d = daemon(start=False, **overrides)
     d.conf["listeners"] = d.conf["listeners"] + [{"mode": "local", "path": path}]
     d.write_config(d.conf)
     d.start()
     d.sock = path
     return d
+
+
+@pytest.fixture
+def smd(daemon, sockdir):
+    return start_local(daemon, sockdir)
 
 
 def sendmail(d_or_path, args, data, argv0=None, timeout=30):
@@ -270,6 +274,16 @@ def test_one_refused_others_delivered(smd):
     smd.maildir("bob").wait(1, match="sm-partial")
 
 
+def test_temporary_refusal_exits_75(daemon, sockdir):
+    # one recipient per message: the second gets 452 4.5.3, the first the mail
+    d = start_local(daemon, sockdir, limits={"recipients": 1})
+    p = sendmail(d, ["alice@example.test", "bob@example.test"], msg("sm-452"))
+    assert p.returncode == EX_TEMPFAIL, p
+    assert b"<bob@example.test>: 452 4.5.3" in p.stderr, p.stderr
+    d.maildir("alice").wait(1, match="sm-452")
+    assert d.maildir("bob").count("sm-452") == 0
+
+
 def test_daemon_not_running(sockdir):
     p = sendmail(os.path.join(sockdir, "none.sock"), ["alice@example.test"], msg("sm-down"))
     assert p.returncode == EX_TEMPFAIL, p
@@ -297,6 +311,15 @@ def test_mailq_link_lists_the_queue(smd, tmp_path):
     link = tmp_path / "mailq"
     link.symlink_to(postern_bin())
     p = subprocess.run([str(link), "--spool", smd.spool], capture_output=True, timeout=10)
+    q = subprocess.run([postern_bin(), "queue", "list", "--spool", smd.spool],
+                       capture_output=True, timeout=10)
+    assert p.returncode == 0 and q.returncode == 0, (p, q)
+    assert p.stdout == q.stdout
+
+
+def test_bp_lists_the_queue(smd):
+    p = subprocess.run([postern_bin(), "sendmail", "-bp", "--spool", smd.spool],
+                       capture_output=True, timeout=10)
     q = subprocess.run([postern_bin(), "queue", "list", "--spool", smd.spool],
                        capture_output=True, timeout=10)
     assert p.returncode == 0 and q.returncode == 0, (p, q)
