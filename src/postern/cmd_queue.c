@@ -602,9 +602,12 @@ enum change_result {
     CHANGE_NOTHING, /* leave it as it is */
 };
 
-/* One message changed under its lock: lock (waiting wait_ms at most), load, fn decides, write back
- * or remove, unlock. Returns 0 or a PST_ERR_* (PST_ERR_NOTFOUND: not queued, PST_ERR_AGAIN: still
- * locked by a delivery attempt); *result gets fn's verdict. */
+/* One message changed under its lock: lock (waiting wait_ms at most),
+ * load, fn decides, write back or remove, unlock. fn NULL removes the
+ * message without loading it, so a message whose envelope no longer
+ * decodes can still be deleted. Returns 0 or a PST_ERR_* (PST_ERR_NOTFOUND:
+ * not queued, PST_ERR_AGAIN: still locked by a delivery attempt);
+ * *result gets the verdict. */
 static int change_one(struct pst_queue *q, const char *id, unsigned wait_ms,
                       enum change_result (*fn)(struct pst_envelope *env, void *arg), void *arg,
                       enum change_result *result)
@@ -614,9 +617,12 @@ static int change_one(struct pst_queue *q, const char *id, unsigned wait_ms,
     int rc = pst_queue_lock_msg(q, id, wait_ms, &fd);
     if (rc != 0)
         return rc;
-    if ((rc = pst_queue_load(q, id, &env)) != 0)
+    if (fn == NULL)
+        *result = CHANGE_REMOVE;
+    else if ((rc = pst_queue_load(q, id, &env)) != 0)
         goto out;
-    *result = fn(env, arg);
+    else
+        *result = fn(env, arg);
     if (*result == CHANGE_WRITE)
         rc = pst_queue_update(q, env);
     else if (*result == CHANGE_REMOVE)
@@ -778,14 +784,7 @@ static enum change_result do_flush(struct pst_envelope *env, void *arg)
     return CHANGE_WRITE;
 }
 
-static enum change_result do_delete(struct pst_envelope *env, void *arg)
-{
-    (void)env;
-    (void)arg;
-    return CHANGE_REMOVE;
-}
-
-/* hold, release and delete: one message by id. */
+/* hold, release and delete (fn NULL): one message by id. */
 static int change_by_id(const char *sub, const struct queue_args *a,
                         enum change_result (*fn)(struct pst_envelope *, void *),
                         char id[PST_QUEUE_ID_LEN + 1], enum change_result *result)
@@ -834,7 +833,7 @@ static int queue_delete(const struct queue_args *a)
 {
     char id[PST_QUEUE_ID_LEN + 1];
     enum change_result r;
-    int ret = change_by_id("delete", a, do_delete, id, &r);
+    int ret = change_by_id("delete", a, NULL, id, &r);
     if (ret == CLI_OK)
         printf("%s: deleted (not delivered, no bounce sent)\n", id);
     return ret;
@@ -856,9 +855,11 @@ static int flush_cb(const char *id, void *arg)
     if (rc == 0)
         c->due += c->held == held; /* held ones are left alone */
     else if (rc == PST_ERR_AGAIN)
-        c->busy++;                   /* being tried right now anyway */
-    else if (rc != PST_ERR_NOTFOUND) /* NOTFOUND: delivered since the scan */
-        c->failed = change_failed("flush", c->a, id, rc, errno) != CLI_OK;
+        c->busy++;                     /* being tried right now anyway */
+    else if (rc != PST_ERR_NOTFOUND) { /* NOTFOUND: delivered since the scan */
+        change_failed("flush", c->a, id, rc, errno);
+        c->failed = 1;
+    }
     return 0;
 }
 

@@ -356,8 +356,16 @@ def test_change_waits_for_the_message_lock(relay, mx):
         p = queue_cli("hold", qid, spool=d.spool, timeout=30)
         assert (p.returncode, p.stdout) == (0, f"{qid}: on hold\n"), p.stderr
     assert list_line(d, qid).endswith(" held")
+    # an envelope that no longer decodes: shown as an error, still deletable
+    with open(os.path.join(d.spool, "queue", qid + ".env"), "w") as f:
+        f.write("{")
+    p = queue_cli("show", qid, spool=d.spool)
+    assert p.returncode == 2 and qid in p.stderr, (p.returncode, p.stderr)
+    p = queue_cli("hold", qid, spool=d.spool)
+    assert p.returncode == 2 and qid in p.stderr, (p.returncode, p.stderr)
     p = queue_cli("delete", qid, spool=d.spool)
     assert p.returncode == 0, p.stderr
+    assert os.listdir(os.path.join(d.spool, "queue")) == []
 
 
 @pytest.mark.parametrize("sub", ["show", "flush", "hold", "release", "delete"])
