@@ -346,9 +346,14 @@ static int start_message(struct session *s)
     char date[64];
     rfc5322_date(date, sizeof(date), tv.tv_sec);
     /* RFC 3848 / RFC 6531 4.3: the "with" protocol names */
-    const char *proto = s->mp.smtputf8 ? (s->tls ? "UTF8SMTPS" : "UTF8SMTP")
-                        : s->esmtp     ? (s->tls ? "ESMTPS" : "ESMTP")
-                                       : (s->tls ? "SMTPS" : "SMTP");
+    /* RFC 3848 (ESMTPA/ESMTPSA for authenticated sessions) and RFC 6531
+     * 4.3: the "with" protocol names */
+    int a = s->auth_user != NULL;
+    const char *proto =
+        s->mp.smtputf8
+            ? (s->tls ? (a ? "UTF8SMTPSA" : "UTF8SMTPS") : (a ? "UTF8SMTPA" : "UTF8SMTP"))
+        : s->esmtp ? (s->tls ? (a ? "ESMTPSA" : "ESMTPS") : (a ? "ESMTPA" : "ESMTP"))
+                   : (s->tls ? "SMTPS" : "SMTP");
     pst_buf_addf(s->wbuf, "Received: from %s ([%s])\r\n\tby %s (postern) with %s id %s\r\n",
                  s->helo ? s->helo : "unknown", s->ip, s->conf->hostname, proto, s->id);
     if (s->tls)
@@ -761,7 +766,12 @@ static void do_rcpt(struct session *s, const struct pst_smtp_cmd *c)
         u = NULL;
         break;
     case PST_RCPT_NOUSER:
-        bad_reply(s, 550, "5.1.1", "User unknown");
+        /* an authenticated sender's typo is no attack: not counted
+         * against the bad-command limit */
+        if (s->auth_user != NULL)
+            reply(s, 550, "5.1.1", "User unknown");
+        else
+            bad_reply(s, 550, "5.1.1", "User unknown");
         return;
     case PST_RCPT_OK:
         break;
