@@ -227,6 +227,12 @@ int main(int argc, char **argv)
 
     event_base_dispatch(d.base);
     status = 0;
+    {
+        /* the running configuration's spool (conf may be gone after a reload) */
+        char pidfile[4096];
+        snprintf(pidfile, sizeof(pidfile), "%s/posternd.pid", d.cur->conf->spool);
+        unlink(pidfile);
+    }
 
 out:
     /* orderly end: no sessions remain; let commits and deliveries finish */

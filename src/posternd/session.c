@@ -494,7 +494,9 @@ static void commit_message(struct session *s)
     memcpy(env->id, s->id, sizeof(env->id));
     env->sender = strdup(s->sender);
     env->arrival = time(NULL);
-    env->client_addr = strdup(s->ip);
+    /* queue.h: NULL for a local submission (the unix socket) */
+    int local = s->lc.mode == PST_LISTEN_UNIX;
+    env->client_addr = local ? NULL : strdup(s->ip);
     env->helo = strdup(s->helo ? s->helo : "");
     env->smtputf8 = s->mp.smtputf8;
     env->body_8bit = s->mp.body_8bit;
@@ -506,7 +508,7 @@ static void commit_message(struct session *s)
     if ((s->mp.envid[0] && env->envid == NULL) || (s->auth_user && env->auth_user == NULL))
         goto nomem;
     env->rcpts = calloc(s->nrcpts, sizeof(*env->rcpts));
-    if (!env->sender || !env->client_addr || !env->helo || !env->rcpts)
+    if (!env->sender || (!local && !env->client_addr) || !env->helo || !env->rcpts)
         goto nomem;
     env->nrcpts = s->nrcpts;
     for (size_t i = 0; i < s->nrcpts; i++) {

@@ -452,7 +452,7 @@ def test_show_dsn_fields_text_and_json(relay, mx):
     assert env["sender"] == "dsn@example.test"
     assert (env["ret"], env["envid"], env["hold"], env["warned"]) == ("hdrs", "env+2Bid", False,
                                                                      False)
-    assert env["auth_user"] == "root" and env["client_addr"] == "local"
+    assert env["auth_user"] == "root" and env["client_addr"] is None  # queue.h: NULL for a local submission
     assert (env["rcpts"], env["pending"], env["delivered"], env["failed"]) == (2, 1, 1, 0)
     assert env["attempts"] == 1 and env["next_attempt"] > time.time() + 3000
     far, alice = env["recipients"]
