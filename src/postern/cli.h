@@ -26,7 +26,7 @@ struct cli_cmd {
     const char *summary;
 };
 
-/* `postern queue list|show ID [--spool DIR]` (cmd_queue.c). */
+/* `postern queue list|show|flush|hold|release|delete [ID] [--spool DIR] [--json]` (cmd_queue.c). */
 int cmd_queue(int argc, char **argv);
 void cmd_queue_usage(FILE *f);
 

@@ -16,7 +16,7 @@ static const struct cli_cmd commands[] = {
     {"dkim", cmd_dkim, cmd_dkim_usage, "make DKIM keys, sign and verify messages"},
     {"dmarc", cmd_dmarc, cmd_dmarc_usage, "find and check DMARC policy records"},
     {"spf", cmd_spf, cmd_spf_usage, "check a client address against a domain's SPF policy"},
-    {"auth", cmd_auth, cmd_auth_usage, "run the SPF, DKIM and DMARC checks of received mail on a message"},
+    {"auth", cmd_auth, cmd_auth_usage, "check a message as posternd checks received mail"},
     {"user", cmd_user, cmd_user_usage, "manage the submission users (AUTH) and their addresses"},
     {"sendmail", cmd_sendmail, cmd_sendmail_usage,
      "submit a message to posternd (sendmail-compatible)"},
