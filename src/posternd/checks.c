@@ -330,7 +330,13 @@ static void store_results(struct check *k, struct tstate *t, const struct pst_au
     a.ndkim = n;
     a.disposition = disposition;
     a.override = override;
-    if (pst_store_add_auth(t->store, &a, err, sizeof(err)) != 0)
+    /* one writer at a time: SQLite would make the others sleep in its busy
+     * handler (milliseconds each) instead of waiting on a lock */
+    static pthread_mutex_t store_mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&store_mu);
+    int src = pst_store_add_auth(t->store, &a, err, sizeof(err));
+    pthread_mutex_unlock(&store_mu);
+    if (src != 0)
         log_warn("checks: %s: results not stored: %s", k->id, err);
 }
 
