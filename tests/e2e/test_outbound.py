@@ -63,6 +63,7 @@ mx.hard A {hard.address}
 soft MX 10 mx.soft
 mx.soft A {slow_addr}
 nullmx MX 0 .
+noaddr TXT "this domain exists, without MX or address records"
 down MX 10 mx.down
 mx.down A {dead}
 r1._domainkey.example TXT {txt(keys["r1"][1])}
@@ -256,13 +257,17 @@ def test_5xx_bounces_with_a_dsn(sender, world):
 
 def test_null_mx_and_missing_domain_bounce_at_once(sender):
     d = sender()
-    s1, s2 = uid(), uid()
+    s1, s2, s3 = uid(), uid(), uid()
     assert submit(d, ["x@nullmx.test"], s1).code == 250
     assert submit(d, ["x@no-such-domain.test"], s2).code == 250
+    assert submit(d, ["x@noaddr.test"], s3).code == 250
     t1 = dsn_of(d, "alice", s1).as_string()
     assert "Status: 5.1.10" in t1, t1
     t2 = dsn_of(d, "alice", s2).as_string()
     assert "Status: 5.1.2" in t2, t2
+    # no MX and no address: the implicit MX is unusable (RFC 5321 5.1)
+    t3 = dsn_of(d, "alice", s3).as_string()
+    assert "Action: failed" in t3 and "Status: 5.4.4" in t3, t3
 
 
 def test_4xx_then_recovery(sender, world):
