@@ -169,7 +169,7 @@ int main(int argc, char **argv)
     d.commit_pool = pstd_pool_new(d.base, 2);
     d.check_pool = pstd_pool_new(d.base, 2);
     /* the delivery pool's size is the global limit of deliveries at once */
-    d.deliver_pool = pstd_pool_new(d.base, (int)conf->out_concurrency + 1);
+    d.deliver_pool = pstd_pool_new(d.base, (int)conf->out_concurrency);
     d.outbound = pstd_outbound_new();
     d.authlimit = pst_authlimit_new(4096, conf->auth_max_failures, conf->auth_window);
     d.spool = pstd_spool_new(&d);
