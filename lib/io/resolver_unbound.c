@@ -59,7 +59,7 @@ struct ubq {
 };
 
 /*
- * Answers of blocking queries are kept in a small direct-mapped cache of
+ * Answers of blocking queries are kept in a small set-associative cache of
  * the resolver's own, for their TTL but at most UB_CACHE_TTL seconds: even
  * a libunbound cache hit is a round trip through its worker thread, and an
  * SPF check asks the same names again and again. Only OK and NOTFOUND
@@ -340,34 +340,43 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static struct ub_slot *cache_slot(struct ub *u, const char *name, uint16_t type)
+/* The cache is 4-way set associative: names that hash alike share a set
+ * instead of evicting each other on every use (a direct-mapped table
+ * thrashed on a few dozen names). */
+#define UB_CACHE_WAYS 4
+
+static struct ub_slot *cache_set(struct ub *u, const char *name, uint16_t type)
 {
     unsigned h = 2166136261u ^ type;
     for (const char *p = name; *p; p++)
         h = (h ^ (unsigned char)*p) * 16777619u;
-    return &u->cache[h % UB_CACHE_SLOTS];
+    return &u->cache[(h % (UB_CACHE_SLOTS / UB_CACHE_WAYS)) * UB_CACHE_WAYS];
 }
 
 /* A copy of a live cached answer, with its TTL counted down; 0 when none. */
 static int cache_get(struct ub *u, const char *name, uint16_t type, struct pst_dns_answer **out)
 {
-    struct ub_slot *sl = cache_slot(u, name, type);
+    struct ub_slot *set = cache_set(u, name, type);
     long long now = now_ms();
-    if (sl->a == NULL || sl->a->type != type || strcmp(sl->a->name, name) != 0)
-        return 0;
-    if (now >= sl->expires_ms) {
-        pst_dns_answer_free(sl->a);
-        sl->a = NULL;
-        return 0;
+    for (int w = 0; w < UB_CACHE_WAYS; w++) {
+        struct ub_slot *sl = &set[w];
+        if (sl->a == NULL || sl->a->type != type || strcmp(sl->a->name, name) != 0)
+            continue;
+        if (now >= sl->expires_ms) {
+            pst_dns_answer_free(sl->a);
+            sl->a = NULL;
+            return 0;
+        }
+        struct pst_dns_answer *c;
+        if (pst_dns_answer_copy(sl->a, &c) != 0)
+            return 0;
+        uint32_t left = (uint32_t)((sl->expires_ms - now + 999) / 1000);
+        if (c->ttl > left)
+            c->ttl = left;
+        *out = c;
+        return 1;
     }
-    struct pst_dns_answer *c;
-    if (pst_dns_answer_copy(sl->a, &c) != 0)
-        return 0;
-    uint32_t left = (uint32_t)((sl->expires_ms - now + 999) / 1000);
-    if (c->ttl > left)
-        c->ttl = left;
-    *out = c;
-    return 1;
+    return 0;
 }
 
 static void cache_put(struct ub *u, const struct pst_dns_answer *a)
@@ -377,7 +386,17 @@ static void cache_put(struct ub *u, const struct pst_dns_answer *a)
     struct pst_dns_answer *c;
     if (pst_dns_answer_copy(a, &c) != 0)
         return;
-    struct ub_slot *sl = cache_slot(u, a->name, a->type);
+    /* the same name's slot, else an empty one, else the one expiring first */
+    struct ub_slot *set = cache_set(u, a->name, a->type), *sl = &set[0];
+    for (int w = 0; w < UB_CACHE_WAYS; w++) {
+        struct ub_slot *x = &set[w];
+        if (x->a != NULL && x->a->type == a->type && strcmp(x->a->name, a->name) == 0) {
+            sl = x;
+            break;
+        }
+        if (sl->a != NULL && (x->a == NULL || x->expires_ms < sl->expires_ms))
+            sl = x;
+    }
     pst_dns_answer_free(sl->a);
     sl->a = c;
     sl->expires_ms = now_ms() + 1000LL * (a->ttl < UB_CACHE_TTL ? a->ttl : UB_CACHE_TTL);
