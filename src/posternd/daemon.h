@@ -169,6 +169,8 @@ struct pstd_out_rcpt {
 struct pstd_out_report {
     struct pstd_out_rcpt *rcpts; /* one per envelope recipient */
     size_t n;
+    unsigned tried; /* destinations tried */
+    unsigned busy;  /* destinations skipped at their concurrency limit */
 };
 struct pstd_outbound *pstd_outbound_new(void);
 void pstd_outbound_free(struct pstd_outbound *o);

@@ -446,6 +446,10 @@ static int64_t attempt(struct pstd_delivery *dl, const char *id)
                 rep.rcpts[i] = remote.rcpts[i];
     }
     free(remote.rcpts);
+    int tried = remote.tried > 0, busy = remote.busy > 0;
+    for (size_t i = 0; i < env->nrcpts; i++)
+        tried |=
+            rep.rcpts[i].action == PSTD_OUT_DELIVERED || rep.rcpts[i].action == PSTD_OUT_DEFERRED;
     now = time(NULL);
 
     /* the queue lifetime: what is still pending now fails (RFC 3463 X.4.7) */
@@ -483,8 +487,14 @@ static int64_t attempt(struct pstd_delivery *dl, const char *id)
     } else {
         uint32_t rnd = 0;
         RAND_bytes((unsigned char *)&rnd, sizeof(rnd));
-        env->attempts++;
-        env->next_attempt = pst_backoff_next(&conf->backoff, env->arrival, now, env->attempts, rnd);
+        if (tried || !busy) {
+            env->attempts++;
+            env->next_attempt =
+                pst_backoff_next(&conf->backoff, env->arrival, now, env->attempts, rnd);
+        }
+        /* a destination at its concurrency limit: again in a second */
+        if (busy && (!tried || env->next_attempt > now + 1))
+            env->next_attempt = now + 1;
         /* local retries (a full disk) keep their own, shorter interval */
         int local_only = 1;
         for (size_t i = 0; i < env->nrcpts; i++)

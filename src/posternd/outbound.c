@@ -14,8 +14,9 @@
  * planner's allow_mx hook and its "enforce" mode demands verified TLS.
  *
  * At most destination_concurrency deliveries run at once per domain; a
- * worker waits for a slot (never holding another domain's slot while it
- * waits, so waiting cannot deadlock).
+ * domain at its limit is skipped (the message is due again a second
+ * later, without counting an attempt), so no worker waits while other
+ * domains' mail is due.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,7 +51,6 @@ struct slot {
 
 struct pstd_outbound {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     struct slot *slots;
 };
 
@@ -60,7 +60,6 @@ struct pstd_outbound *pstd_outbound_new(void)
     if (o == NULL)
         return NULL;
     pthread_mutex_init(&o->mu, NULL);
-    pthread_cond_init(&o->cv, NULL);
     return o;
 }
 
@@ -73,33 +72,36 @@ void pstd_outbound_free(struct pstd_outbound *o)
         o->slots = s->next;
         free(s);
     }
-    pthread_cond_destroy(&o->cv);
     pthread_mutex_destroy(&o->mu);
     free(o);
 }
 
-static void slot_take(struct pstd_outbound *o, const char *domain, unsigned limit)
+/* Takes a slot of domain when fewer than limit are in use: 1, else 0.
+ * Never waits: a worker that waited would sit idle while other domains'
+ * mail is due (head-of-line blocking). */
+static int slot_take(struct pstd_outbound *o, const char *domain, unsigned limit)
 {
+    int got = 1;
     pthread_mutex_lock(&o->mu);
-    for (;;) {
-        struct slot *s = o->slots;
-        while (s && strcmp(s->domain, domain) != 0)
-            s = s->next;
-        if (s == NULL) {
-            s = calloc(1, sizeof(*s));
-            if (s == NULL)
-                break; /* no accounting rather than no delivery */
+    struct slot *s = o->slots;
+    while (s && strcmp(s->domain, domain) != 0)
+        s = s->next;
+    if (s == NULL) {
+        s = calloc(1, sizeof(*s));
+        if (s != NULL) {
             snprintf(s->domain, sizeof(s->domain), "%s", domain);
             s->next = o->slots;
             o->slots = s;
         }
-        if (s->used < limit) {
+    }
+    if (s != NULL) {
+        if (s->used < limit)
             s->used++;
-            break;
-        }
-        pthread_cond_wait(&o->cv, &o->mu);
+        else
+            got = 0;
     }
     pthread_mutex_unlock(&o->mu);
+    return got;
 }
 
 static void slot_give(struct pstd_outbound *o, const char *domain)
@@ -117,7 +119,6 @@ static void slot_give(struct pstd_outbound *o, const char *domain)
         }
         break;
     }
-    pthread_cond_broadcast(&o->cv);
     pthread_mutex_unlock(&o->mu);
 }
 
@@ -458,7 +459,12 @@ int pstd_outbound_deliver(struct pstd *d, const struct pstd_confref *cr, struct 
         if (__atomic_load_n(&d->stop_flag, __ATOMIC_RELAXED))
             break; /* shutting down: the rest waits for the next start */
         const char *key = cr->conf->relayhost ? "(relayhost)" : groups[k].domain;
-        slot_take(d->outbound, key, cr->conf->out_dest_concurrency);
+        if (!slot_take(d->outbound, key, cr->conf->out_dest_concurrency)) {
+            /* the destination is busy: no attempt now, again in a moment */
+            rep->busy++;
+            continue;
+        }
+        rep->tried++;
         deliver_group(d, cr, env, fd, &groups[k], rep);
         slot_give(d->outbound, key);
     }
