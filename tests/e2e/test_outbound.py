@@ -472,3 +472,99 @@ def test_misbehaving_server_is_a_deferral_with_a_reason(sender, rig):
         stop.set()
         t.join(5)
         srv.close()
+
+
+DOVECOT_CONF = """base_dir = {d}/run
+state_dir = {d}/state
+protocols =
+log_path = {d}/dovecot.log
+auth_mechanisms = plain login
+disable_plaintext_auth = no
+ssl = no
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {d}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={d}
+}}
+service auth {{
+  unix_listener auth-client {{
+    mode = 0666
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+
+
+@pytest.fixture
+def sasl_smarthost(rig):
+    """A Postfix that relays only for AUTH users, checked by Dovecot's SASL
+    service (both from Debian), with a certificate of the rig's CA."""
+    import pathlib
+    import shutil
+    import tempfile
+    # smtpd runs as postfix: the socket's directories must be searchable
+    d = pathlib.Path(tempfile.mkdtemp(prefix="postern-dovecot-"))
+    os.chmod(d, 0o755)
+    (d / "run").mkdir(parents=True)
+    (d / "state").mkdir()
+    (d / "passwd").write_text("relayuser:{PLAIN}relay-s3cret\n")
+    (d / "dovecot.conf").write_text(DOVECOT_CONF.format(d=d))
+    proc = subprocess.Popen(["dovecot", "-F", "-c", str(d / "dovecot.conf")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        sock = d / "run" / "auth-client"
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, \
+                (d / "dovecot.log").read_text() if (d / "dovecot.log").exists() else "no log"
+            time.sleep(0.05)
+        pf = rig.postfix("smarthost-auth.test", tls="valid", main={
+            "smtpd_sasl_auth_enable": "yes",
+            "smtpd_sasl_type": "dovecot",
+            "smtpd_sasl_path": str(sock),
+            "smtpd_tls_auth_only": "yes",
+            "smtpd_relay_restrictions": "permit_sasl_authenticated, reject",
+            "mynetworks": "",
+        })
+        yield pf
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_relay_host_with_auth(sender, sasl_smarthost, tmp_path):
+    """delivery.relayhost with STARTTLS required and verified, and AUTH
+    with the password from a file, against a real SASL-enabled Postfix."""
+    pw = tmp_path / "relay-password"
+    pw.write_text("relay-s3cret\n")
+    d = sender(delivery={"relayhost": f"[{sasl_smarthost.address}]:{sasl_smarthost.port}",
+                         "relay_tls": "starttls", "relay_user": "relayuser",
+                         "relay_password_file": str(pw)})
+    s = uid()
+    assert submit(d, ["mia@far.test"], s).code == 250
+    sasl_smarthost.wait(1, match=s, timeout=30)
+    assert re.search(r"sasl_method=(PLAIN|LOGIN), sasl_username=relayuser",
+                     sasl_smarthost.logtext()), sasl_smarthost.logtext()[-3000:]
+    assert d.wait_log(r"to=<mia@far\.test> relay=\[[0-9.]+\]\[[0-9.]+\]:\d+ tls=TLSv1\.[23]/\S+ "
+                      r"verified=yes policy=relay-starttls status=sent", 10)
+    assert "relay-s3cret" not in d.stderr()
+
+
+def test_relay_host_refuses_wrong_password(sender, sasl_smarthost, tmp_path):
+    pw = tmp_path / "relay-password"
+    pw.write_text("not-the-password\n")
+    d = sender(delivery={"relayhost": f"[{sasl_smarthost.address}]:{sasl_smarthost.port}",
+                         "relay_tls": "starttls", "relay_user": "relayuser",
+                         "relay_password_file": str(pw), "retry_initial": 3600,
+                         "retry_max": 3600})
+    s = uid()
+    assert submit(d, ["ned@far.test"], s).code == 250
+    assert d.wait_log(r"to=<ned@far\.test> .*status=deferred \(.*535", 15)
+    assert not any(s.encode() in m for m in sasl_smarthost.messages())
+    assert "not-the-password" not in d.stderr()
