@@ -60,6 +60,22 @@ ssize_t pst_fsio_read(int fd, void *data, size_t len)
     return n;
 }
 
+int pst_fsio_pwrite_all(int fd, const void *data, size_t len, off_t off)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = pwrite(fd, p, len, off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return PST_ERR_IO;
+        p += w;
+        len -= (size_t)w;
+        off += w;
+    }
+    return 0;
+}
+
 ssize_t pst_fsio_pread(int fd, void *data, size_t len, off_t off)
 {
     ssize_t n;

@@ -22,6 +22,9 @@ int pst_fsio_opendir_at(int dirfd, const char *name);
 
 /* Writes all len bytes, retrying EINTR and short writes. 0 or PST_ERR_IO. */
 int pst_fsio_write_all(int fd, const void *data, size_t len);
+/* pwrite() of all len bytes at off, retrying EINTR and short writes. 0 or
+ * PST_ERR_IO. */
+int pst_fsio_pwrite_all(int fd, const void *data, size_t len, off_t off);
 /* read() / pread() retried on EINTR: bytes read (0 at EOF) or -1/errno. */
 ssize_t pst_fsio_read(int fd, void *data, size_t len);
 ssize_t pst_fsio_pread(int fd, void *data, size_t len, off_t off);

@@ -217,58 +217,6 @@ int pst_queue_create(struct pst_queue *q, const char *id, int *fd)
     return 0;
 }
 
-int pst_queue_rewrite_open(struct pst_queue *q, const char *id, int *fd)
-{
-    char name[NAME_MAX_LEN + 1];
-
-    if (q == NULL || fd == NULL || pst_queue_id_check(id) != 0)
-        return PST_ERR_INVAL;
-    if (!may_receive(q))
-        return PST_ERR_STATE;
-    file_name(name, id, ".msg.new");
-    unlinkat(q->incoming_fd, name, 0); /* a rewrite given up earlier */
-    int f = pst_fsio_openat(q->incoming_fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
-    if (f < 0)
-        return PST_ERR_IO;
-    *fd = f;
-    return 0;
-}
-
-int pst_queue_rewrite_done(struct pst_queue *q, const char *id, int fd, int keep)
-{
-    char name[NAME_MAX_LEN + 1], msg[NAME_MAX_LEN + 1];
-
-    if (q == NULL || pst_queue_id_check(id) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return PST_ERR_INVAL;
-    }
-    if (q->admin) {
-        if (fd >= 0)
-            close(fd);
-        return PST_ERR_STATE;
-    }
-    file_name(name, id, ".msg.new");
-    file_name(msg, id, ".msg");
-    if (!keep) {
-        if (fd >= 0)
-            close(fd);
-        unlinkat(q->incoming_fd, name, 0);
-        return 0;
-    }
-    /* the old incoming/ID.msg is replaced; its open fd still reads the
-     * old text until closed. Durability comes with the commit (fsync of
-     * the new file, rename into queue/, fsync of queue/). */
-    if (renameat(q->incoming_fd, name, q->incoming_fd, msg) != 0) {
-        int saved = errno;
-        close(fd);
-        unlinkat(q->incoming_fd, name, 0);
-        errno = saved;
-        return PST_ERR_IO;
-    }
-    return 0;
-}
-
 /* What unlink_id removes from queue/ besides the incoming/ files. */
 enum {
     UNLINK_QUEUE_MSG = 1,
@@ -293,8 +241,6 @@ static void unlink_id(struct pst_queue *q, const char *id, int what)
     file_name(name, id, ".env");
     unlinkat(q->incoming_fd, name, 0);
     file_name(name, id, ".msg");
-    unlinkat(q->incoming_fd, name, 0);
-    file_name(name, id, ".msg.new");
     unlinkat(q->incoming_fd, name, 0);
     errno = saved;
 }
@@ -417,7 +363,6 @@ enum qfile {
     QF_MSG,
     QF_ENV,
     QF_TMP,
-    QF_NEW, /* incoming/ID.msg.new: a rewrite of a message being received */
 };
 
 /* Classifies a name as ID.msg / ID.env / ID.env.tmp; the id is the first
@@ -439,8 +384,6 @@ static enum qfile classify(const char *name)
         return QF_ENV;
     if (strcmp(ext, ".env.tmp") == 0)
         return QF_TMP;
-    if (strcmp(ext, ".msg.new") == 0)
-        return QF_NEW;
     return QF_OTHER;
 }
 
@@ -577,7 +520,7 @@ int pst_queue_recover(struct pst_queue *q)
         id[PST_QUEUE_ID_LEN] = '\0';
         enum qfile k = classify(name);
         int drop;
-        if (k == QF_TMP || k == QF_NEW) {
+        if (k == QF_TMP) {
             drop = 1; /* an update cut short: the old envelope stands */
         } else {
             file_name(other, id, k == QF_MSG ? ".env" : ".msg");

@@ -99,7 +99,7 @@ int pst_queue_open_readonly(const char *path, struct pst_queue **out);
  * delete: like pst_queue_open_readonly it creates nothing and takes no
  * spool lock (it runs beside the daemon, which holds that lock), but
  * pst_queue_update and pst_queue_remove work on it. Reception and
- * recovery (create, rewrite, commit, abort, recover) return PST_ERR_STATE
+ * recovery (create, commit, abort, recover) return PST_ERR_STATE
  * (abort does nothing): only the daemon brings messages in. Every change
  * to a message must be made under pst_queue_lock_msg, the lock a
  * delivery attempt holds. PST_ERR_NOTFOUND when path, incoming/ or
@@ -135,16 +135,6 @@ int pst_queue_commit(struct pst_queue *q, int fd, const struct pst_envelope *env
  * succeeded. */
 int pst_queue_commit_batch(struct pst_queue *q, const int *fds,
                            const struct pst_envelope *const *envs, size_t n, int *results);
-/* Rewriting a message before its commit (the checks prepend their
- * Authentication-Results and drop forged ones): rewrite_open creates
- * incoming/ID.msg.new and gives its fd (read-write); rewrite_done with
- * keep != 0 renames it over incoming/ID.msg, and the caller then commits
- * with the new fd (and closes the old one); with keep == 0 it closes fd
- * and removes the new file. On a failed rename fd is closed and the old
- * message stays. PST_ERR_INVAL, PST_ERR_STATE, PST_ERR_IO. A crash
- * between the two leaves a .msg.new that pst_queue_recover removes. */
-int pst_queue_rewrite_open(struct pst_queue *q, const char *id, int *fd);
-int pst_queue_rewrite_done(struct pst_queue *q, const char *id, int fd, int keep);
 /* Drops a message that was not committed (fd closed unless it is -1,
  * incoming/ files removed; no fsync: recovery removes what survives). */
 void pst_queue_abort(struct pst_queue *q, const char *id, int fd);

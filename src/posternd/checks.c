@@ -36,6 +36,7 @@
 #include "dkim.h"
 #include "dns.h"
 #include "err.h"
+#include "fsio.h"
 #include "log.h"
 #include "auth.h"
 #include "dsn.h"
@@ -340,34 +341,49 @@ static void store_results(struct check *k, struct tstate *t, const struct pst_au
         log_warn("checks: %s: results not stored: %s", k->id, err);
 }
 
-/* Writes all of p[0..n) to fd. */
-static int write_all(int fd, const char *p, size_t n)
+/* Moves the bytes [from, size) of fd by delta (either way), in chunks
+ * (from the end when growing, so nothing is overwritten before it is
+ * read), and cuts the file when it shrinks. 0 or -1 (errno). */
+static int shift_tail(int fd, off_t from, off_t size, off_t delta, char *chunk)
 {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
+    if (delta > 0) {
+        for (off_t end = size; end > from;) {
+            size_t n = end - from > READ_CHUNK ? READ_CHUNK : (size_t)(end - from);
+            off_t at = end - (off_t)n;
+            if (pst_fsio_pread(fd, chunk, n, at) != (ssize_t)n ||
+                pst_fsio_pwrite_all(fd, chunk, n, at + delta) != 0)
+                return -1;
+            end = at;
+        }
+    } else if (delta < 0) {
+        for (off_t at = from; at < size;) {
+            size_t n = size - at > READ_CHUNK ? READ_CHUNK : (size_t)(size - at);
+            if (pst_fsio_pread(fd, chunk, n, at) != (ssize_t)n ||
+                pst_fsio_pwrite_all(fd, chunk, n, at + delta) != 0)
+                return -1;
+            at += (off_t)n;
+        }
+        if (ftruncate(fd, size + delta) != 0)
             return -1;
-        p += w;
-        n -= (size_t)w;
     }
     return 0;
 }
 
-/* Writes the kept message to a new spool file that replaces the old one
- * (pst_queue_rewrite_*): prefix (fields put on top), the header section
+/* Rewrites the spooled message in place (the same file: no new inode, no
+ * rename; it is not acknowledged yet, so a crash halfway loses nothing
+ * that was promised): prefix (fields put on top), the header section
  * hdr[0..hlen) (without incoming Authentication-Results fields that carry
- * our authserv-id when strip is set: RFC 8601 5), suffix (fields added
- * at the end of the header section), then the rest of the file from hlen
- * on (the empty line and the body). */
+ * our authserv-id when strip is set: RFC 8601 5), suffix (fields added at
+ * the end of the header section), then the rest of the file from hlen on
+ * (the empty line and the body), moved as far as the header grew. */
 static int rewrite(struct check *k, const struct pst_buf *prefix, const char *hdr, size_t hlen,
                    int strip, const struct pst_buf *suffix, char *chunk)
 {
     struct pst_buf *out = pst_buf_new(HEADER_MAX + 256 * 1024);
-    int nfd = -1, ok = 0;
+    int ok = 0;
     size_t removed = 0;
     const char *why = NULL;
+    struct stat st;
     if (out == NULL)
         return -1;
     if (prefix != NULL && pst_buf_add(out, pst_buf_data(prefix), pst_buf_len(prefix)) != 0)
@@ -383,42 +399,21 @@ static int rewrite(struct check *k, const struct pst_buf *prefix, const char *hd
     }
     if (suffix != NULL && pst_buf_add(out, pst_buf_data(suffix), pst_buf_len(suffix)) != 0)
         goto done;
-    if (pst_queue_rewrite_open(k->d->queue, k->id, &nfd) != 0) {
-        nfd = -1;
+    if (fstat(k->fd, &st) != 0)
         goto done;
-    }
-    if (write_all(nfd, pst_buf_data(out), pst_buf_len(out)) != 0)
+    off_t delta = (off_t)pst_buf_len(out) - (off_t)hlen;
+    if (shift_tail(k->fd, (off_t)hlen, st.st_size, delta, chunk) != 0 ||
+        pst_fsio_pwrite_all(k->fd, pst_buf_data(out), pst_buf_len(out), 0) != 0)
         goto done;
-    off_t off = (off_t)hlen;
-    for (;;) {
-        ssize_t r = pread(k->fd, chunk, READ_CHUNK, off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            goto done;
-        if (r == 0)
-            break;
-        if (write_all(nfd, chunk, (size_t)r) != 0)
-            goto done;
-        off += r;
-    }
     ok = 1;
+    if (removed > 0)
+        pst_buf_addf(k->summary,
+                     "; removed %zu Authentication-Results field%s with our authserv-id", removed,
+                     removed == 1 ? "" : "s");
 done:
-    pst_buf_free(out);
-    if (nfd >= 0) {
-        if (pst_queue_rewrite_done(k->d->queue, k->id, nfd, ok) != 0 || !ok) {
-            log_err("checks: %s: rewriting the message: %s", k->id, strerror(errno));
-            return -1;
-        }
-        if (removed > 0)
-            pst_buf_addf(k->summary,
-                         "; removed %zu Authentication-Results field%s with our authserv-id",
-                         removed, removed == 1 ? "" : "s");
-        k->r.newfd = nfd;
-        return 0;
-    }
     if (!ok)
         log_err("checks: %s: rewriting the message: %s", k->id, strerror(errno));
+    pst_buf_free(out);
     return ok ? 0 : -1;
 }
 
@@ -751,8 +746,6 @@ static void check_done(void *arg)
         k->r.enh = "4.7.5";
     }
     k->cb(k->arg, &k->r);
-    if (k->r.newfd >= 0)
-        close(k->r.newfd); /* the callback did not take it */
     pstd_conf_put(k->d, k->cr);
     pst_buf_free(k->summary);
     free((char *)k->in.ip);
@@ -781,7 +774,6 @@ int pstd_check_message(struct pstd *d, int fd, const char *id, const struct pstd
     k->fd = fd;
     k->cb = cb;
     k->arg = arg;
-    k->r.newfd = -1;
     if (pstd_pool_submit(d->check_pool, check_work, check_done, k) != 0) {
         pstd_conf_put(d, k->cr);
         goto fail;

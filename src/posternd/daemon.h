@@ -134,11 +134,6 @@ struct pstd_check_result {
     const char *enh;
     const char *reason;  /* the reply text */
     const char *summary; /* one line in RFC 8601 words, for the log */
-    /* ACCEPT/QUARANTINE: the rewritten message (our Authentication-Results
-     * on top, incoming/ID.msg replaced), or -1 when it was not rewritten.
-     * The callback takes it by setting newfd to -1; otherwise it is closed
-     * after the callback. */
-    int newfd;
 };
 /* Checks the message at fd (offset 0, the fd stays the caller's; id its
  * queue id) on the check pool; then cb(arg, result) on the loop. 0, or -1

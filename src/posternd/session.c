@@ -470,12 +470,6 @@ static void checks_done(void *arg, struct pstd_check_result *r)
         LEAVE(s);
         return;
     }
-    if (r->newfd >= 0) {
-        /* the message with our Authentication-Results on top */
-        close(s->spool_fd);
-        s->spool_fd = r->newfd;
-        r->newfd = -1;
-    }
     s->quarantine = r->quarantine;
     commit_message(s);
     if (!s->busy && !s->closing)

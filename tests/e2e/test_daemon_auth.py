@@ -272,7 +272,11 @@ def test_allow_list_skips_enforcement(authd):
 def test_forged_results_with_our_id_are_removed(authd):
     d = authd()
     s = uid()
-    forged = ("Authentication-Results: mx.test; dmarc=pass header.from=dm-reject.test\r\n"
+    # a long forged field: removing it shrinks the header, so the message
+    # is moved back in its file (and forward when ours is longer)
+    padding = "".join(f"\r\n\tdkim=pass header.d=forged{i}.example" for i in range(40))
+    forged = ("Authentication-Results: mx.test; dmarc=pass header.from=dm-reject.test"
+              f"{padding}\r\n"
               "Authentication-Results: other.example; spf=pass smtp.mailfrom=a@b.example\r\n")
     r = send(d, GOOD_IP, "x@dm-none.test", message("x@dm-none.test", s, extra=forged))
     assert r.code == 250, r
@@ -283,6 +287,8 @@ def test_forged_results_with_our_id_are_removed(authd):
         auth_results(raw).split()), fields
     assert any("other.example" in f for f in fields), fields
     assert "header.from=dm-reject.test" not in raw.decode()
+    assert "forged7.example" not in raw.decode()
+    assert pstlib.body_of(raw) == b"Hello.\n", raw[-200:]
 
 
 def test_swaks_from_allowed_address(authd):
@@ -342,3 +348,22 @@ def test_cli_auth_agrees_with_the_daemon(authd, zones):
     assert text.rstrip().endswith("disposition: reject"), text
     r = send(d, BAD_IP, "bounce@dm-reject.test", raw)
     assert r.code == 550, r
+
+
+@pytest.mark.parametrize("forged_lines", [0, 60])
+def test_large_message_survives_the_rewrite(authd, forged_lines):
+    """The Authentication-Results rewrite moves the body within its file
+    (forward when the header grows, back when a long forged field goes):
+    a body of several read chunks arrives unchanged either way."""
+    d = authd()
+    s = uid()
+    body = b"".join(b"line %06d of a long body, with some text to fill it up\r\n" % i
+                    for i in range(6000))  # ~350 KiB: several 64 KiB chunks
+    padding = "".join(f"\r\n\tdkim=pass header.d=forged{i}.example" for i in range(forged_lines))
+    extra = (f"Authentication-Results: mx.test; none{padding}\r\n" if forged_lines else "")
+    raw = message("x@dm-none.test", s, extra=extra).replace(b"Hello.\r\n", body)
+    r = send(d, GOOD_IP, "x@dm-none.test", raw)
+    assert r.code == 250, r
+    (got,) = d.maildir("alice").wait(1, match=s)
+    assert pstlib.body_of(got) == body.replace(b"\r\n", b"\n")
+    assert b"forged1.example" not in got

@@ -1091,7 +1091,6 @@ static void test_admin_handle(void **state)
     pst_queue_new_id(qa, T0, id);
     assert_int_equal(pst_queue_create(qa, id, &fd), PST_ERR_STATE);
     assert_int_equal(fd, -1);
-    assert_int_equal(pst_queue_rewrite_open(qa, id, &fd), PST_ERR_STATE);
     assert_int_equal(pst_queue_recover(qa), PST_ERR_STATE);
     struct pst_envelope *e2 = make_env(id, 1);
     char *p = path_join(spool, "x");
