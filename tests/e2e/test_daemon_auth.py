@@ -49,6 +49,8 @@ _dmarc TXT "v=DMARC1; p=none; sp=none; np=reject"
 @ TXT "v=spf1 ip4:{GOOD_IP} -all"
 """,
     "other.test": "@ A 192.0.2.7",
+    # a HELO name with its own SPF record (RFC 7208 2.3)
+    "relay.helo.test": f'@ TXT "v=spf1 ip4:{GOOD_IP} -all"',
 }
 
 
@@ -157,6 +159,24 @@ def test_pass_is_delivered_with_results(authd):
     assert row["source_ip"] == GOOD_IP and row["header_from"] == "dm-reject.test", row
     assert (row["spf_result"], row["dmarc_result"], row["disposition"]) == ("pass", "pass",
                                                                             "deliver"), row
+
+
+def test_helo_identity_is_checked_too(authd):
+    d = authd()
+    s = uid()
+    r = send(d, GOOD_IP, "bounce@dm-reject.test", message("news@dm-reject.test", s),
+             helo="relay.helo.test")
+    assert r.code == 250, r
+    (raw,) = d.maildir("alice").wait(1, match=s)
+    ar = auth_results(raw)
+    assert "spf=pass smtp.mailfrom=bounce@dm-reject.test" in ar, ar
+    assert "spf=pass smtp.helo=relay.helo.test" in ar, ar
+    s2 = uid()
+    r = send(d, BAD_IP, "x@dm-none.test", message("x@dm-none.test", s2), helo="relay.helo.test")
+    assert r.code == 250, r
+    (raw,) = d.maildir("alice").wait(1, match=s2)
+    assert re.search(r"spf=fail reason=\"relay\.helo\.test: [^;]* smtp\.helo=relay\.helo\.test",
+                     auth_results(raw)), auth_results(raw)
 
 
 def test_reject_policy_refuses_with_550(authd):

@@ -64,6 +64,20 @@ static void test_golden(void **state)
                         "header.s=s2 header.a=ed25519-sha256 header.b=\"AB/+cd==\";\r\n"
                         "\tdmarc=pass header.from=example.com policy.dmarc=none\r\n");
 
+    /* the HELO identity too: a second spf resinfo (RFC 7208 2.3) */
+    pst_buf_reset(b);
+    struct pst_authres ah = {.authserv_id = ID,
+                             .spf_result = "pass",
+                             .spf_mailfrom = "user@example.com",
+                             .spf_helo_result = "fail",
+                             .spf_helo_name = "mail.example.net",
+                             .spf_helo_reason = "matched -all"};
+    assert_int_equal(pst_authres_header(&ah, b), 0);
+    assert_string_equal(pst_buf_data(b), "Authentication-Results: mx.example.org;\r\n"
+                                         "\tspf=pass smtp.mailfrom=user@example.com;\r\n"
+                                         "\tspf=fail reason=\"matched -all\" "
+                                         "smtp.helo=mail.example.net\r\n");
+
     /* null sender: smtp.helo; dmarc fail under t=y */
     pst_buf_reset(b);
     e.result = PST_DMARC_RESULT_FAIL;

@@ -24,6 +24,7 @@ struct pst_auth {
     const char *split_why;
 
     struct pst_spf_verdict *spf;
+    struct pst_spf_verdict *spf_helo; /* the HELO identity, when checked */
 
     struct pst_dns_budget dkim_budget;
     struct pst_dkim_verify *dkim;
@@ -87,6 +88,19 @@ int pst_auth_start(const struct pst_auth_opts *o, const struct pst_auth_in *in, 
         }
         if (rc != 0)
             a->spf = NULL; /* no usable identity (bad ip or sender): no result */
+        /* RFC 7208 2.3: the HELO identity is checked too (RECOMMENDED),
+         * when it is a domain name and not already the one checked above
+         * (the null sender's postmaster@HELO) */
+        if (a->helo != NULL && a->mailfrom[0] != '\0' && strchr(a->helo, '.') != NULL &&
+            a->helo[0] != '[') {
+            rc = pst_spf_check(o->resolver, &so, PST_SPF_HELO, in->ip, NULL, a->helo, &a->spf_helo);
+            if (rc == PST_ERR_NOMEM) {
+                pst_auth_free(a);
+                return rc;
+            }
+            if (rc != 0)
+                a->spf_helo = NULL;
+        }
     }
 
     if (!o->no_dkim) {
@@ -169,6 +183,7 @@ void pst_auth_free(struct pst_auth *a)
     if (a == NULL)
         return;
     pst_spf_verdict_free(a->spf);
+    pst_spf_verdict_free(a->spf_helo);
     pst_dkim_verify_free(a->dkim);
     pst_dmarc_eval_free(a->dmarc);
     pst_msg_header_free(a->split);
@@ -182,6 +197,11 @@ void pst_auth_free(struct pst_auth *a)
 const struct pst_spf_verdict *pst_auth_spf(const struct pst_auth *a)
 {
     return a ? a->spf : NULL;
+}
+
+const struct pst_spf_verdict *pst_auth_spf_helo(const struct pst_auth *a)
+{
+    return a ? a->spf_helo : NULL;
 }
 
 const struct pst_dkim_verdict *pst_auth_dkim(const struct pst_auth *a, size_t *n, size_t *skipped)
@@ -219,6 +239,12 @@ static void spf_fields(const struct pst_auth *a, struct pst_authres *r)
         r->spf_helo = pst_spf_ar_value(a->spf);
     if (a->spf->result != PST_SPF_PASS)
         r->spf_reason = a->spf->reason;
+    if (a->spf_helo != NULL) {
+        r->spf_helo_result = pst_spf_result_name(a->spf_helo->result);
+        r->spf_helo_name = a->helo;
+        if (a->spf_helo->result != PST_SPF_PASS)
+            r->spf_helo_reason = a->spf_helo->reason;
+    }
 }
 
 int pst_auth_header(const struct pst_auth *a, struct pst_buf *out)
@@ -251,6 +277,11 @@ int pst_auth_summary(const struct pst_auth *a, struct pst_buf *out)
     if (a->spf != NULL) {
         rc = pst_buf_addf(out, "spf=%s %s=%s (%s)", pst_spf_result_name(a->spf->result),
                           pst_spf_ar_property(a->spf), pst_spf_ar_value(a->spf), a->spf->reason);
+        sep = "; ";
+    }
+    if (rc == 0 && a->spf_helo != NULL) {
+        rc = pst_buf_addf(out, "%sspf=%s smtp.helo=%s", sep,
+                          pst_spf_result_name(a->spf_helo->result), a->helo);
         sep = "; ";
     }
     size_t n = 0, skipped = 0;

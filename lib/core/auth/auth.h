@@ -1,6 +1,6 @@
 /*
  * auth.h - the authentication checks of one received message, together:
- * SPF for the MAIL FROM identity (RFC 7208), DKIM verification of every
+ * SPF for the MAIL FROM and HELO identities (RFC 7208), DKIM verification of every
  * signature (RFC 6376), DMARC evaluation of the author domain (RFC 9989)
  * from those two, and the Authentication-Results field that reports them
  * (RFC 8601). The daemon runs this on its check pool before it answers the
@@ -72,6 +72,11 @@ void pst_auth_free(struct pst_auth *a);
 /* The results, borrowed from a: NULL when the check was left out (or, for
  * DMARC, not finished). */
 const struct pst_spf_verdict *pst_auth_spf(const struct pst_auth *a);
+/* SPF for the HELO identity (RFC 7208 2.3), checked when the HELO name is a
+ * domain and the MAIL FROM is not null; NULL otherwise. Reported in
+ * Authentication-Results; DMARC uses the MAIL FROM result only (RFC 9989
+ * 4.4.2). */
+const struct pst_spf_verdict *pst_auth_spf_helo(const struct pst_auth *a);
 const struct pst_dkim_verdict *pst_auth_dkim(const struct pst_auth *a, size_t *n, size_t *skipped);
 const struct pst_dmarc_eval *pst_auth_dmarc(const struct pst_auth *a);
 

@@ -146,6 +146,14 @@ int pst_authres_header(const struct pst_authres *a, struct pst_buf *out)
                 rc = prop(out, "smtp.helo", a->spf_helo);
         }
     }
+    if (rc == 0 && word(a->spf_helo_result) != NULL && a->spf_helo_name != NULL) {
+        any = 1;
+        rc = method(out, "spf", word(a->spf_helo_result));
+        if (rc == 0)
+            rc = reason(out, a->spf_helo_reason);
+        if (rc == 0)
+            rc = prop(out, "smtp.helo", a->spf_helo_name);
+    }
     for (size_t i = 0; rc == 0 && i < a->ndkim; i++) {
         const struct pst_dkim_verdict *v = &a->dkim[i];
         any = 1;

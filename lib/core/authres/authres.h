@@ -43,6 +43,11 @@ struct pst_authres {
     const char *spf_mailfrom;
     const char *spf_helo;
     const char *spf_reason; /* NULL or text for reason= */
+    /* SPF for the HELO identity (RFC 7208 2.3) besides the MAIL FROM one:
+     * a second spf resinfo with smtp.helo; NULL result: none */
+    const char *spf_helo_result;
+    const char *spf_helo_name;
+    const char *spf_helo_reason;
     /* DKIM (RFC 8601 2.7.1, RFC 6008 header.b): one resinfo each */
     const struct pst_dkim_verdict *dkim;
     size_t ndkim;
