@@ -161,11 +161,12 @@ def test_submission_signs_and_delivers_over_starttls(sender, world):
     assert line
 
 
-def test_swaks_submission(sender, world):
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN"])
+def test_swaks_submission(sender, world, mech):
     d = sender()
     s = uid()
     p = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(d.port("submission")),
-                        "--tls", "--auth", "PLAIN", "--auth-user", "alice", "--auth-password",
+                        "--tls", "--auth", mech, "--auth-user", "alice", "--auth-password",
                         PASSWORD, "--from", "alice@example.test", "--to", "carol@dest.test",
                         "--header", f"Subject: {s}", "--body", "Sent by swaks.\n",
                         "--timeout", "20"], capture_output=True, text=True, timeout=60)
