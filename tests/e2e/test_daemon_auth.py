@@ -387,3 +387,25 @@ def test_large_message_survives_the_rewrite(authd, forged_lines):
     (got,) = d.maildir("alice").wait(1, match=s)
     assert pstlib.body_of(got) == body.replace(b"\r\n", b"\n")
     assert b"forged1.example" not in got
+
+
+def test_cli_auth_json_and_tempfail(zones):
+    """`postern auth --json`: the fields scripts read, and exit 75 when DNS
+    cannot decide DMARC."""
+    import json
+    dns = ["--dns-server", str(zones.resolver), "--timeout", "2"]
+    rc, out, err = postern("auth", "--ip", GOOD_IP, "--helo", "relay.helo.test", "--mail-from",
+                           "bounce@dm-reject.test", "--authserv-id", "mx.test", "--json", *dns,
+                           stdin=message("news@dm-reject.test", uid()))
+    assert rc == 0, err
+    j = json.loads(out)
+    assert j["spf"] == "pass" and j["disposition"] == "deliver", j
+    assert j["dmarc"]["result"] == "pass" and j["dmarc"]["header_from"] == "dm-reject.test", j
+    assert j["authentication_results"].startswith("Authentication-Results: mx.test;"), j
+    rc, out, err = postern("auth", "--ip", GOOD_IP, "--mail-from", "x@dm-slow.test",
+                           "--authserv-id", "mx.test", "--json", *dns,
+                           stdin=message("x@dm-slow.test", uid()))
+    assert rc == 75, (rc, out, err)
+    assert json.loads(out)["disposition"] == "tempfail"
+    rc, out, err = postern("auth", "--mail-from", "a@b.test", *dns, stdin=b"From: a@b.test\r\n\r\nx\r\n")
+    assert rc == 2 and "--ip is required" in err, err
