@@ -288,17 +288,6 @@ static void reset_transaction(struct session *s)
     memset(&s->mp, 0, sizeof(s->mp));
 }
 
-static void rfc5322_date(char *out, size_t len, time_t t)
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    static const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char *mons[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    snprintf(out, len, "%s, %d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
-             mons[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
 /* Writes what is collected in wbuf to the spool file. */
 static void flush_spool(struct session *s)
 {
@@ -343,9 +332,6 @@ static int start_message(struct session *s)
         drop_message(s);
         return -1;
     }
-    char date[64];
-    rfc5322_date(date, sizeof(date), tv.tv_sec);
-    /* RFC 3848 / RFC 6531 4.3: the "with" protocol names */
     /* RFC 3848 (ESMTPA/ESMTPSA for authenticated sessions) and RFC 6531
      * 4.3: the "with" protocol names */
     int a = s->auth_user != NULL;
@@ -359,9 +345,11 @@ static int start_message(struct session *s)
     if (s->tls)
         pst_buf_addf(s->wbuf, "\t(%s)\r\n", s->tls_desc);
     if (s->nrcpts == 1)
-        pst_buf_addf(s->wbuf, "\tfor <%s>; %s\r\n", s->rcpts[0].addr, date);
+        pst_buf_addf(s->wbuf, "\tfor <%s>; ", s->rcpts[0].addr);
     else
-        pst_buf_addf(s->wbuf, "\t; %s\r\n", date);
+        pst_buf_addstr(s->wbuf, "\t; ");
+    pst_dsn_date(s->wbuf, tv.tv_sec); /* RFC 5322 3.3 date-time */
+    pst_buf_addstr(s->wbuf, "\r\n");
     s->data_started = 1;
     s->msg_bytes = 0;
     return 0;
