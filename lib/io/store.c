@@ -8,11 +8,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct pst_store {
     sqlite3 *db;
     sqlite3_stmt *ins_result, *ins_dkim;
+    unsigned batch_rows; /* commit after this many rows (0/1: each) */
+    int64_t batch_ms;    /* ... or when the open transaction is this old */
+    int in_txn;
+    unsigned rows; /* in the open transaction */
+    int64_t started;
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
@@ -74,10 +87,39 @@ bad:
     return rc;
 }
 
+void pst_store_batch(struct pst_store *s, unsigned max_rows, int64_t max_ms)
+{
+    if (s == NULL)
+        return;
+    s->batch_rows = max_rows;
+    s->batch_ms = max_ms;
+}
+
+unsigned pst_store_pending(const struct pst_store *s)
+{
+    return s != NULL && s->in_txn ? s->rows : 0;
+}
+
+int pst_store_flush(struct pst_store *s, char *err, size_t errlen)
+{
+    if (s == NULL || !s->in_txn)
+        return 0;
+    s->in_txn = 0;
+    s->rows = 0;
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        int rc = fail(s, "commit", err, errlen);
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    return 0;
+}
+
 void pst_store_close(struct pst_store *s)
 {
     if (s == NULL)
         return;
+    char err[8];
+    pst_store_flush(s, err, sizeof(err));
     sqlite3_finalize(s->ins_result);
     sqlite3_finalize(s->ins_dkim);
     sqlite3_close(s->db);
@@ -103,8 +145,13 @@ int pst_store_add_auth(struct pst_store *s, const struct pst_store_auth *a, char
 {
     if (s == NULL || a == NULL || a->source_ip == NULL || a->disposition == NULL)
         return PST_ERR_INVAL;
-    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return fail(s, "begin", err, errlen);
+    if (!s->in_txn) {
+        if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+            return fail(s, "begin", err, errlen);
+        s->in_txn = 1;
+        s->rows = 0;
+        s->started = mono_ms();
+    }
     sqlite3_stmt *st = s->ins_result;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -139,16 +186,19 @@ int pst_store_add_auth(struct pst_store *s, const struct pst_store_auth *a, char
         if (sqlite3_step(st) != SQLITE_DONE)
             goto bad;
     }
-    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        goto bad;
     sqlite3_reset(s->ins_result);
     sqlite3_reset(s->ins_dkim);
+    s->rows++;
+    if (s->batch_rows <= 1 || s->rows >= s->batch_rows || mono_ms() - s->started >= s->batch_ms)
+        return pst_store_flush(s, err, errlen);
     return 0;
 bad:;
     int rc = fail(s, "insert", err, errlen);
     sqlite3_reset(s->ins_result);
     sqlite3_reset(s->ins_dkim);
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->in_txn = 0;
+    s->rows = 0;
     return rc;
 }
 

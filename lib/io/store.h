@@ -3,9 +3,9 @@
  * received mail, kept for DMARC aggregate reports (RFC 9990) and for
  * `postern` to show. One file; each thread opens its own handle (SQLite's
  * WAL mode lets the check workers write side by side while a reader
- * reads). Writes use synchronous=NORMAL: a power cut may lose the last
- * results, never corrupt the file; the results are statistics, the mail
- * itself is in the queue.
+ * reads). Writes use synchronous=NORMAL, and may be batched: a power cut
+ * or a crash may lose the last results, never corrupt the file; the
+ * results are statistics, the mail itself is in the queue.
  *
  * Schema (version 1):
  *   auth_result(id INTEGER PRIMARY KEY, time INTEGER, queue_id TEXT,
@@ -48,10 +48,20 @@ struct pst_store_auth {
     size_t ndkim;
 };
 
-/* Adds one message's results (one transaction). 0, or PST_ERR_IO with
- * the reason in err (SQLITE_BUSY after the busy timeout included). */
+/* Adds one message's results. Without batching each call is one
+ * transaction; with pst_store_batch() rows gather in an open transaction
+ * that is committed when it holds max_rows rows or is max_ms old (checked
+ * at each call), by pst_store_flush() and by pst_store_close(). 0, or
+ * PST_ERR_IO with the reason in err (SQLITE_BUSY after the busy timeout
+ * included); a failed row rolls back the rows gathered with it. */
 int pst_store_add_auth(struct pst_store *s, const struct pst_store_auth *a, char *err,
                        size_t errlen);
+/* Batching (see pst_store_add_auth); max_rows 0 or 1 turns it off. */
+void pst_store_batch(struct pst_store *s, unsigned max_rows, int64_t max_ms);
+/* Rows gathered in the open transaction (0 when none). */
+unsigned pst_store_pending(const struct pst_store *s);
+/* Commits the rows gathered so far. 0 or PST_ERR_IO with err. */
+int pst_store_flush(struct pst_store *s, char *err, size_t errlen);
 /* Number of auth_result rows (for tests and `postern`), or a negative
  * PST_ERR_*. */
 int64_t pst_store_count_auth(struct pst_store *s);

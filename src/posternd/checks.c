@@ -190,15 +190,13 @@ size_t pstd_signers_count(const struct pstd_signers *s)
 /* ---- per-thread state ----------------------------------------------------- */
 
 /* Each check worker keeps a resolver, a key cache, the Public Suffix List
- * when the configuration wants it, and a store handle, made for the
+ * when the configuration wants it, made for the
  * configuration generation it serves and remade after a reload. */
 struct tstate {
     unsigned long gen;
     struct pst_resolver *res; /* borrowed: pstd_thread_resolver */
     struct pst_dkim_keycache *cache;
     struct pst_psl *psl;
-    struct pst_store *store;
-    int store_failed; /* said once per generation */
     char err[256];
 };
 
@@ -210,12 +208,9 @@ static void tstate_clear(struct tstate *t)
     /* the resolver is the thread's (tres.c), not ours to free */
     pst_dkim_keycache_free(t->cache);
     pst_psl_free(t->psl);
-    pst_store_close(t->store);
     t->res = NULL;
     t->cache = NULL;
     t->psl = NULL;
-    t->store = NULL;
-    t->store_failed = 0;
 }
 
 static void tstate_free(void *p)
@@ -277,21 +272,100 @@ struct check {
 };
 
 /* Records the results for aggregate reports (RFC 9990 3.1.2 rows). */
-static void store_results(struct check *k, struct tstate *t, const struct pst_auth *au,
-                          const char *disposition, const char *override)
+/* The results store: one SQLite handle for every check worker, inserts
+ * batched (64 rows or one second in a transaction; committed at the next
+ * insert past that, by the one-second tick, and when posternd stops). One writer at a time: the
+ * lock, not SQLite's busy handler (which sleeps milliseconds at a time). */
+struct pstd_results {
+    pthread_mutex_t mu;
+    struct pst_store *store;
+    char *path;
+    int failed;       /* said once per path */
+    int pending;      /* rows wait in an open transaction (atomic reads) */
+    int flush_queued; /* loop thread only */
+};
+
+struct pstd_results *pstd_results_new(void)
+{
+    struct pstd_results *r = calloc(1, sizeof(*r));
+    if (r != NULL)
+        pthread_mutex_init(&r->mu, NULL);
+    return r;
+}
+
+void pstd_results_free(struct pstd_results *r)
+{
+    if (r == NULL)
+        return;
+    pst_store_close(r->store); /* commits what is gathered */
+    free(r->path);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+static void flush_work(void *arg)
+{
+    struct pstd_results *r = arg;
+    char err[256];
+    pthread_mutex_lock(&r->mu);
+    if (r->store != NULL && pst_store_flush(r->store, err, sizeof(err)) != 0)
+        log_warn("checks: results store %s: %s", r->path, err);
+    __atomic_store_n(&r->pending, 0, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void flush_done(void *arg)
+{
+    struct pstd_results *r = arg;
+    r->flush_queued = 0;
+}
+
+void pstd_results_tick(struct pstd *d)
+{
+    struct pstd_results *r = d->results;
+    /* rows gathered while mail came in are committed within a second or
+     * two after it stops, on the check pool (SQLite never runs on the loop) */
+    if (r == NULL || r->flush_queued || !__atomic_load_n(&r->pending, __ATOMIC_RELAXED))
+        return;
+    r->flush_queued = 1;
+    if (pstd_pool_submit(d->check_pool, flush_work, flush_done, r) != 0)
+        r->flush_queued = 0;
+}
+
+/* The handle for path (reopened after a reload changed it); NULL when it
+ * does not open. Called with r->mu held. */
+static struct pst_store *results_store(struct pstd_results *r, const char *path)
+{
+    if (r->path != NULL && strcmp(r->path, path) != 0) {
+        pst_store_close(r->store);
+        r->store = NULL;
+        free(r->path);
+        r->path = NULL;
+        r->failed = 0;
+    }
+    if (r->store != NULL || r->failed)
+        return r->store;
+    char err[256];
+    r->path = strdup(path);
+    if (r->path == NULL || pst_store_open(path, &r->store, err, sizeof(err)) != 0) {
+        r->store = NULL;
+        r->failed = 1;
+        log_warn("checks: results store %s: %s; results are not kept", path,
+                 r->path ? err : "out of memory");
+        return NULL;
+    }
+    pst_store_batch(r->store, 64, 1000);
+    return r->store;
+}
+
+/* Records the results for aggregate reports (RFC 9990 3.1.2 rows). */
+static void store_results(struct check *k, const struct pst_auth *au, const char *disposition,
+                          const char *override)
 {
     const struct pst_conf *c = k->cr->conf;
-    if (c->auth_store == NULL || t == NULL)
+    if (c->auth_store == NULL || k->d->results == NULL)
         return;
     char err[256];
-    if (t->store == NULL && !t->store_failed &&
-        pst_store_open(c->auth_store, &t->store, err, sizeof(err)) != 0) {
-        t->store = NULL;
-        t->store_failed = 1;
-        log_warn("checks: results store %s: %s; results are not kept", c->auth_store, err);
-    }
-    if (t->store == NULL)
-        return;
     struct pst_store_auth a;
     memset(&a, 0, sizeof(a));
     a.time = (int64_t)time(NULL);
@@ -331,12 +405,12 @@ static void store_results(struct check *k, struct tstate *t, const struct pst_au
     a.ndkim = n;
     a.disposition = disposition;
     a.override = override;
-    /* one writer at a time: SQLite would make the others sleep in its busy
-     * handler (milliseconds each) instead of waiting on a lock */
-    static pthread_mutex_t store_mu = PTHREAD_MUTEX_INITIALIZER;
-    pthread_mutex_lock(&store_mu);
-    int src = pst_store_add_auth(t->store, &a, err, sizeof(err));
-    pthread_mutex_unlock(&store_mu);
+    struct pstd_results *r = k->d->results;
+    pthread_mutex_lock(&r->mu);
+    struct pst_store *st = results_store(r, c->auth_store);
+    int src = st != NULL ? pst_store_add_auth(st, &a, err, sizeof(err)) : 0;
+    __atomic_store_n(&r->pending, pst_store_pending(st) > 0, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&r->mu);
     if (src != 0)
         log_warn("checks: %s: results not stored: %s", k->id, err);
 }
@@ -695,7 +769,7 @@ static void check_work(void *arg)
     pst_buf_addf(k->summary, "; action=%s", action_name(k->r.action));
     if (override != NULL)
         pst_buf_addf(k->summary, " (override %s)", override);
-    store_results(k, t, au, action_name(k->r.action), override);
+    store_results(k, au, action_name(k->r.action), override);
 
     const struct pst_dmarc_eval *e = pst_auth_dmarc(au);
     switch (k->r.action) {

@@ -28,6 +28,7 @@ typedef struct ssl_ctx_st SSL_CTX;
 struct pstd_signers;
 struct pst_users;
 struct pst_authlimit;
+struct pstd_results;
 
 struct pstd_confref {
     struct pst_conf *conf;
@@ -65,6 +66,7 @@ struct pstd {
     unsigned nsessions;
     struct pstd_iptab *iptab;
     struct pst_authlimit *authlimit; /* failed AUTH per client (loop thread) */
+    struct pstd_results *results;    /* the SQLite results store (checks.c) */
     uint64_t next_session;
 
     int stopping;  /* loop thread */
@@ -107,6 +109,10 @@ int pstd_spool_commit(struct pstd_spool *sp, int fd, struct pst_envelope *env,
 
 /* checks.c: the checks run before a message is acknowledged, and the
  * DKIM signing keys of a configuration. */
+struct pstd_results *pstd_results_new(void);
+void pstd_results_free(struct pstd_results *r); /* commits gathered rows */
+/* Each second on the loop: commits gathered rows on the check pool. */
+void pstd_results_tick(struct pstd *d);
 int pstd_signers_load(const struct pst_conf *c, struct pstd_signers **out, char *err,
                       size_t errlen);
 void pstd_signers_free(struct pstd_signers *s);

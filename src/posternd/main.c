@@ -61,8 +61,10 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     struct pstd *d = arg;
     (void)fd;
     (void)what;
-    if (!d->stopping)
+    if (!d->stopping) {
         pstd_delivery_tick(d->delivery);
+        pstd_results_tick(d);
+    }
 }
 
 /* SIGUSR1 (`postern queue flush`, release): read the queue directory again */
@@ -172,6 +174,7 @@ int main(int argc, char **argv)
     d.deliver_pool = pstd_pool_new(d.base, (int)conf->out_concurrency);
     d.outbound = pstd_outbound_new();
     d.authlimit = pst_authlimit_new(4096, conf->auth_max_failures, conf->auth_window);
+    d.results = pstd_results_new();
     d.spool = pstd_spool_new(&d);
     d.delivery = pstd_delivery_new(&d);
     if (!d.base || !d.iptab || !d.commit_pool || !d.check_pool || !d.deliver_pool || !d.outbound ||
@@ -247,6 +250,7 @@ out:
     pstd_delivery_free(d.delivery);
     pstd_outbound_free(d.outbound);
     pst_authlimit_free(d.authlimit);
+    pstd_results_free(d.results); /* after the check pool: nothing writes now */
     pstd_signals_free(&d);
     pstd_listeners_free(&d);
     pstd_iptab_free(d.iptab);

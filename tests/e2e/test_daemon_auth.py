@@ -132,13 +132,26 @@ def junk(d, user="alice"):
     return pstlib.Maildir(os.path.join(d.mail_root, user, ".Junk"))
 
 
-def store_rows(d):
-    db = sqlite3.connect(os.path.join(d.workdir, "spool", "auth.sqlite"))
-    try:
-        db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT * FROM auth_result ORDER BY id")]
-    finally:
-        db.close()
+def store_rows(d, n=1, timeout=10):
+    """The results store's rows, once it holds at least n (posternd commits
+    its batched inserts within a second or two)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = []
+        path = os.path.join(d.workdir, "spool", "auth.sqlite")
+        if os.path.exists(path):
+            db = sqlite3.connect(path)
+            try:
+                db.row_factory = sqlite3.Row
+                rows = [dict(r) for r in db.execute("SELECT * FROM auth_result ORDER BY id")]
+            except sqlite3.OperationalError:
+                rows = []  # the schema is not there yet
+            finally:
+                db.close()
+        if len(rows) >= n or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
 
 
 def uid():
@@ -409,3 +422,14 @@ def test_cli_auth_json_and_tempfail(zones):
     assert json.loads(out)["disposition"] == "tempfail"
     rc, out, err = postern("auth", "--mail-from", "a@b.test", *dns, stdin=b"From: a@b.test\r\n\r\nx\r\n")
     assert rc == 2 and "--ip is required" in err, err
+
+
+def test_results_are_committed_when_posternd_stops(authd):
+    """Inserts are batched; what is gathered is committed on SIGTERM."""
+    d = authd()
+    for _ in range(3):
+        assert send(d, GOOD_IP, "bounce@dm-reject.test",
+                    message("news@dm-reject.test", uid())).code == 250
+    d.stop()
+    rows = store_rows(d, n=3, timeout=0)
+    assert len(rows) == 3 and {r["dmarc_result"] for r in rows} == {"pass"}, rows
