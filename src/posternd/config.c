@@ -980,8 +980,11 @@ struct num_key {
 
 static const struct num_key limit_keys[] = {
     NUM("message_size", 26214400, 1024, 2147483648ULL, message_size),
-    NUM("recipients", 100, 1, 10000, max_recipients),  /* RFC 5321 4.5.3.1.8: >= 100 */
-    NUM("line_length", 2048, 512, 65536, line_length), /* RFC 5321 4.5.3.1.4: >= 512 */
+    NUM("recipients", 100, 1, 10000, max_recipients), /* RFC 5321 4.5.3.1.8: >= 100 */
+    /* RFC 5321 4.5.3.1.4 says 512, but the DSN parameters posternd offers
+     * make MAIL and RCPT lines longer (RFC 3461 5.4: 1036 at least), and
+     * AUTH PLAIN lines are up to PST_SASL_MAX_LINE */
+    NUM("line_length", 2048, 1036, 65536, line_length),
     NUM("bad_commands", 20, 1, 1000, max_bad_commands),
     NUM("sessions", 1000, 1, 100000, max_sessions),
     NUM("sessions_per_ip", 50, 1, 100000, max_sessions_per_ip),

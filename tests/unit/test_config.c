@@ -234,7 +234,7 @@ static void test_variants(void **state)
                       "postmaster = \"alice\";\n"
                       "aliases = ( { from = \"Info@EXAMPLE.org\"; to = \"b-o_b.1\"; } );\n"
                       "log = { target = \"syslog\"; debug = true; };\n"
-                      "limits = { message_size = 2147483648L; line_length = 512;\n"
+                      "limits = { message_size = 2147483648L; line_length = 1036;\n"
                       "  recipients = 10000; bare_eol = \"normalize\"; };\n"
                       "timeouts = { shutdown_grace = 0; command = 0x3c; };\n",
                   err, sizeof err);
@@ -249,7 +249,7 @@ static void test_variants(void **state)
     assert_int_equal(c->log_target, PST_LOG_SYSLOG);
     assert_int_equal(c->log_debug, 1);
     assert_int_equal(c->message_size, 2147483648ULL);
-    assert_int_equal(c->line_length, 512);
+    assert_int_equal(c->line_length, 1036);
     assert_int_equal(c->max_recipients, 10000);
     assert_int_equal(c->bare_eol, PST_BARE_EOL_NORMALIZE);
     assert_int_equal(c->shutdown_grace, 0);
@@ -570,8 +570,8 @@ static const struct bad_case bad_cases[] = {
      "limits.recipients: must be between 1 and 10000, not 0"},
     {"recipients big", MIN "limits = { recipients = 10001; };\n", 5, "not 10001"},
     {"recipients negative", MIN "limits = { recipients = -1; };\n", 5, "not -1"},
-    {"line_length small", MIN "limits = {\n line_length = 511; };\n", 6,
-     "limits.line_length: must be between 512 and 65536, not 511"},
+    {"line_length small", MIN "limits = {\n line_length = 1035; };\n", 6,
+     "limits.line_length: must be between 1036 and 65536, not 1035"},
     {"line_length big", MIN "limits = { line_length = 65537; };\n", 5, "not 65537"},
     {"bad_commands 0", MIN "limits = { bad_commands = 0; };\n", 5, "limits.bad_commands"},
     {"sessions 0", MIN "limits = { sessions = 0; };\n", 5, "limits.sessions: must be between"},
