@@ -43,7 +43,6 @@
 #include "authres.h"
 #include "msg.h"
 #include "psl.h"
-#include "resolver.h"
 #include "store.h"
 #include "worker.h"
 

@@ -188,6 +188,9 @@ void pstd_delivery_free(struct pstd_delivery *dl);
 void pstd_delivery_kick(struct pstd_delivery *dl, const char *id);
 /* Scan the whole queue directory into the schedule (start-up, SIGUSR1). */
 void pstd_delivery_scan(struct pstd_delivery *dl);
+/* Sets a recipient's last result (at most 512 bytes, the envelope stays
+ * small). */
+void pstd_set_reply(struct pst_envelope_rcpt *r, const char *text);
 /* Starts the attempts that are due (the one-second timer). */
 void pstd_delivery_tick(struct pstd_delivery *dl);
 

@@ -121,7 +121,7 @@ static const struct pst_user_conf *find_user(const struct pst_conf *c, const cha
 }
 
 /* Keeps the last result, at most 512 bytes (the envelope stays small). */
-static void set_reply(struct pst_envelope_rcpt *r, const char *text)
+void pstd_set_reply(struct pst_envelope_rcpt *r, const char *text)
 {
     free(r->last_reply);
     r->last_reply = strndup(text, 512);
@@ -142,7 +142,7 @@ static void deliver_local(const struct pst_conf *conf, struct pst_envelope *env,
         if (u == NULL) {
             log_warn("delivery %s: to=<%s> user %s is not configured; deferred", env->id, r->addr,
                      r->user);
-            set_reply(r, "user not configured");
+            pstd_set_reply(r, "user not configured");
             rep->rcpts[i].action = PSTD_OUT_DEFERRED;
             continue;
         }
@@ -155,7 +155,7 @@ static void deliver_local(const struct pst_conf *conf, struct pst_envelope *env,
         if (env->quarantine) {
             int w = snprintf(junk, sizeof(junk), "%s/.Junk", u->maildir);
             if (w < 0 || (size_t)w >= sizeof(junk)) {
-                set_reply(r, "Maildir path too long for its Junk folder");
+                pstd_set_reply(r, "Maildir path too long for its Junk folder");
                 rep->rcpts[i].action = PSTD_OUT_DEFERRED;
                 continue;
             }
@@ -165,7 +165,7 @@ static void deliver_local(const struct pst_conf *conf, struct pst_envelope *env,
                                      sizeof(name));
         if (rc == 0) {
             r->state = PST_RCPT_DELIVERED;
-            set_reply(r, "delivered to Maildir");
+            pstd_set_reply(r, "delivered to Maildir");
             rep->rcpts[i].action = PSTD_OUT_DELIVERED;
             log_info("delivery %s: to=<%s> user=%s status=sent maildir=%s/new/%s", env->id, r->addr,
                      u->name, box, name);
@@ -173,7 +173,7 @@ static void deliver_local(const struct pst_conf *conf, struct pst_envelope *env,
             char why[4096 + 256];
             snprintf(why, sizeof(why), "Maildir %s: %s", box,
                      rc == PST_ERR_IO ? strerror(errno) : pst_strerror(rc));
-            set_reply(r, why);
+            pstd_set_reply(r, why);
             rep->rcpts[i].action = PSTD_OUT_DEFERRED;
             log_warn("delivery %s: to=<%s> status=deferred (%s)", env->id, r->addr, why);
         }
@@ -466,7 +466,7 @@ static int64_t attempt(struct pstd_delivery *dl, const char *id)
         char text[600];
         snprintf(text, sizeof(text), "message expired after %lld s in the queue; last: %s",
                  (long long)(now - env->arrival), r->last_reply ? r->last_reply : "none");
-        set_reply(r, text);
+        pstd_set_reply(r, text);
         r->state = PST_RCPT_FAILED;
         rep.rcpts[i].action = PSTD_OUT_FAILED;
         snprintf(rep.rcpts[i].status, sizeof(rep.rcpts[i].status), "4.4.7");

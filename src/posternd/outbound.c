@@ -135,12 +135,6 @@ static void addr_domain(const char *addr, char *out, size_t len)
     out[i] = '\0';
 }
 
-static void set_reply(struct pst_envelope_rcpt *r, const char *text)
-{
-    free(r->last_reply);
-    r->last_reply = strndup(text, 512);
-}
-
 /* The TLS policy for a domain: see the file comment. */
 struct tls_policy {
     enum pst_smtpc_tls mode;
@@ -203,7 +197,7 @@ static void mark(struct pstd_out_report *rep, struct pst_envelope *env, const si
         o->action = act;
         snprintf(o->status, sizeof(o->status), "%s", enh ? enh : "");
         snprintf(o->mta, sizeof(o->mta), "%s", mta ? mta : "");
-        set_reply(r, text);
+        pstd_set_reply(r, text);
         if (act == PSTD_OUT_FAILED)
             r->state = PST_RCPT_FAILED;
         else if (act == PSTD_OUT_PASSED || act == PSTD_OUT_RELAYED)
